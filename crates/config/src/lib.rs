@@ -1,0 +1,17 @@
+//! Sightline configuration.
+//!
+//! Two files: the **server** configuration (`sightline.toml`: data directory, database, ports,
+//! inference provider; environment overrides `SIGHTLINE_<SECTION>__<FIELD>`) and the
+//! per-customer **pipeline** configuration (model, tracker, zones, lines, rules, drawing,
+//! output, policies), versioned in the database. Both reject unknown fields and report every
+//! validation error with its field path.
+
+pub mod pipeline;
+pub mod policy;
+pub mod secret;
+pub mod server;
+
+pub use pipeline::{ModelSection, OutputSection, PipelineConfig, PipelineConfigError};
+pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, WatchdogPolicy};
+pub use secret::{Secret, mask_url};
+pub use server::{ServerConfig, ServerConfigError};

@@ -1,0 +1,240 @@
+//! The per-customer pipeline config: which model, thresholds, how often to infer, tracker
+//! settings, zones, lines, rules, drawing style, output and retry policies. TOML or JSON,
+//! `deny_unknown_fields` everywhere, and one validation pass that reports every problem with
+//! its field path (`rules[2].zone: unknown zone "dock"`).
+//!
+//! Each section's type lives with the component that executes it (tracker settings in
+//! `tracking`, zones/lines/rules in `analytics`, the drawing style in `overlay`); this crate
+//! composes them into the file format, checks the cross-references and generates the JSON
+//! Schema (`docs/schema/pipeline-config.schema.json`).
+
+use crate::policy::{self, ConnectPolicy, ReconnectPolicy, WatchdogPolicy};
+use serde::{Deserialize, Serialize};
+use sightline_analytics::{LineDef, RuleDef, ZoneDef};
+use sightline_core::{FieldErrors, Labels};
+use sightline_overlay::DrawStyle;
+use sightline_tracking::TrackerSettings;
+use std::collections::BTreeMap;
+
+/// A customer's pipeline.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// The detector and how to use it.
+    pub model: ModelSection,
+    /// Multi-object tracker (ByteTrack-style).
+    pub tracker: TrackerSettings,
+    /// Named polygons.
+    pub zones: BTreeMap<String, ZoneDef>,
+    /// Named counting lines.
+    pub lines: BTreeMap<String, LineDef>,
+    /// Rules, evaluated in order on every frame.
+    pub rules: Vec<RuleDef>,
+    /// How results are drawn onto the republished stream.
+    pub draw: DrawStyle,
+    /// Where the annotated stream goes.
+    pub output: OutputSection,
+    /// Source unreachable at start.
+    pub connect: ConnectPolicy,
+    /// Source lost while running.
+    pub reconnect: ReconnectPolicy,
+    /// Restart of a run that makes no progress.
+    pub watchdog: WatchdogPolicy,
+}
+
+/// The detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// Registry name of the model (`sightline models list`), e.g. `nanodet-m-416`.
+    pub name: String,
+    /// Minimum detection score; default: the model manifest's.
+    pub score_threshold: Option<f32>,
+    /// NMS IoU threshold; default: the model manifest's.
+    pub iou_threshold: Option<f32>,
+    /// Only these classes are kept (empty: all of the model's classes).
+    pub classes: Vec<String>,
+    /// Run inference on every Nth frame; the tracker predicts the frames in between.
+    pub interval: u32,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            name: "nanodet-m-416".into(),
+            score_threshold: None,
+            iou_threshold: None,
+            classes: Vec::new(),
+            interval: 1,
+        }
+    }
+}
+
+/// Output of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Publish the annotated stream at `rtsp://HOST:PORT/runs/{id}`.
+    pub rtsp: bool,
+    /// Also record to this MP4 file; `{run_id}` is replaced by the run id. Relative paths
+    /// are under the data directory.
+    pub mp4: Option<String>,
+    /// H.264 bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Seconds between keyframes (how long a new viewer waits for a picture).
+    pub keyframe_interval_s: f64,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            rtsp: true,
+            mp4: None,
+            bitrate_kbps: 2000,
+            keyframe_interval_s: 1.0,
+        }
+    }
+}
+
+/// Why a pipeline config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineConfigError {
+    /// Syntax error or a field of the wrong type or name.
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    /// Parsed, but the values are inconsistent.
+    #[error("invalid pipeline config:\n{0}")]
+    Invalid(FieldErrors),
+}
+
+impl PipelineConfigError {
+    /// Every error as field errors (a parse error is one).
+    pub fn field_errors(&self) -> FieldErrors {
+        match self {
+            PipelineConfigError::Parse { path, message } => {
+                let mut e = FieldErrors::new();
+                e.push(path.clone(), message.clone());
+                e
+            }
+            PipelineConfigError::Invalid(e) => e.clone(),
+        }
+    }
+}
+
+impl sightline_core::error::Classify for PipelineConfigError {
+    fn kind(&self) -> sightline_core::ErrorKind {
+        sightline_core::ErrorKind::InvalidInput
+    }
+}
+
+fn path_or_root(p: &serde_path_to_error::Path) -> String {
+    let s = p.to_string();
+    if s == "." || s.is_empty() {
+        "(root)".into()
+    } else {
+        s
+    }
+}
+
+impl PipelineConfig {
+    /// Parses TOML; the error names the field.
+    pub fn from_toml(text: &str) -> Result<PipelineConfig, PipelineConfigError> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = path_or_root(e.path());
+            let inner = e.into_inner();
+            PipelineConfigError::Parse {
+                path,
+                message: inner.message().to_owned(),
+            }
+        })
+    }
+
+    /// Parses JSON; the error names the field.
+    pub fn from_json(text: &str) -> Result<PipelineConfig, PipelineConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| PipelineConfigError::Parse {
+            path: path_or_root(e.path()),
+            message: e.inner().to_string(),
+        })
+    }
+
+    /// Parses by file extension (`.json` is JSON, anything else TOML).
+    pub fn from_file(path: &std::path::Path) -> Result<PipelineConfig, PipelineConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PipelineConfigError::Parse {
+            path: "(file)".into(),
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        if path.extension().is_some_and(|e| e == "json") {
+            Self::from_json(&text)
+        } else {
+            Self::from_toml(&text)
+        }
+    }
+
+    /// Checks every section and every cross-reference. With `labels` (the model's classes),
+    /// class names used anywhere must exist in the model.
+    pub fn validate(&self, labels: Option<&Labels>) -> Result<(), FieldErrors> {
+        let mut e = FieldErrors::new();
+        let m = &self.model;
+        if m.name.trim().is_empty() {
+            e.push("model.name", "must name a model");
+        }
+        if m.interval == 0 {
+            e.push("model.interval", "must be at least 1 (1 = every frame)");
+        }
+        for (p, v) in [
+            ("model.score_threshold", m.score_threshold),
+            ("model.iou_threshold", m.iou_threshold),
+        ] {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                e.push(p, "must be within 0..1");
+            }
+        }
+        let names: Option<Vec<String>> = labels.map(|l| l.iter().map(str::to_owned).collect());
+        if let Some(names) = &names {
+            for (i, c) in m.classes.iter().enumerate() {
+                if !names.iter().any(|n| n == c) {
+                    e.push(
+                        format!("model.classes[{i}]"),
+                        format!(
+                            "unknown class {c:?}; the model's classes are: {}",
+                            names.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        self.tracker.validate("tracker", &mut e);
+        if let Err(errs) = sightline_analytics::validate(
+            &self.zones,
+            &self.lines,
+            &self.rules,
+            names.as_deref(),
+        ) {
+            e.extend(errs);
+        }
+        self.draw.validate("draw", &mut e);
+        let o = &self.output;
+        if o.bitrate_kbps < 50 {
+            e.push("output.bitrate_kbps", "must be at least 50");
+        }
+        if !(o.keyframe_interval_s > 0.0 && o.keyframe_interval_s <= 10.0) {
+            e.push("output.keyframe_interval_s", "must be within (0, 10] seconds");
+        }
+        if let Some(p) = &o.mp4
+            && !p.ends_with(".mp4")
+        {
+            e.push("output.mp4", "must end with .mp4");
+        }
+        policy::validate(&self.connect, &self.reconnect, &self.watchdog, &mut e);
+        e.into_result(())
+    }
+
+    /// The JSON Schema of the file format.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(PipelineConfig)).unwrap_or_default()
+    }
+}

@@ -1,0 +1,449 @@
+//! The server configuration file (`sightline.toml`): where data lives, which database, which
+//! ports, how many runs, which inference provider. One file, every field optional, each
+//! overridable from the environment as `SIGHTLINE_<SECTION>__<FIELD>` (for example
+//! `SIGHTLINE_RTSP__PORT=9554`, `SIGHTLINE_DATABASE_URL=postgres://…`).
+
+use crate::secret::{Secret, mask_url};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use sightline_core::FieldErrors;
+use std::path::{Path, PathBuf};
+
+/// Everything `sightline serve` / `worker` need to start.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Directory for the SQLite database, the model registry, recordings and crops.
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` (embedded, the default: `<data_dir>/sightline.db`) or
+    /// `postgres://USER:PASS@HOST/DB` (several workers share one PostgreSQL).
+    pub database_url: Option<Secret>,
+    /// Identity of this worker in the `workers` table; default `<hostname>-<pid>`.
+    pub worker_id: Option<String>,
+    pub engine: EngineSection,
+    pub rtsp: RtspSection,
+    pub api: ApiSection,
+    pub inference: InferenceSection,
+    pub log: LogSection,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            worker_id: None,
+            engine: EngineSection::default(),
+            rtsp: RtspSection::default(),
+            api: ApiSection::default(),
+            inference: InferenceSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+/// The engine: how it claims and supervises runs.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Maximum runs this worker executes at once.
+    pub max_runs: u32,
+    /// How often the database is polled for new runs (milliseconds). On PostgreSQL,
+    /// LISTEN/NOTIFY makes pickup immediate and polling is the safety net.
+    pub poll_interval_ms: u64,
+    /// Lease length (seconds): a run whose worker stops renewing is taken over after this.
+    pub lease_ttl_s: u64,
+    /// Lease renewal and worker heartbeat period (seconds); must be well below `lease_ttl_s`.
+    pub heartbeat_s: u64,
+    /// On SIGTERM, how long to wait for pipelines to stop and events to flush (seconds).
+    pub shutdown_timeout_s: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            max_runs: 8,
+            poll_interval_ms: 1000,
+            lease_ttl_s: 15,
+            heartbeat_s: 5,
+            shutdown_timeout_s: 30,
+        }
+    }
+}
+
+/// The RTSP server that republishes each run at `rtsp://HOST:PORT/runs/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtspSection {
+    /// Address to listen on.
+    pub bind: String,
+    /// TCP port (8554 by convention).
+    pub port: u16,
+    /// Host name put into the URLs shown to users and returned by the API.
+    pub public_host: String,
+}
+
+impl Default for RtspSection {
+    fn default() -> Self {
+        RtspSection {
+            bind: "0.0.0.0".into(),
+            port: 8554,
+            public_host: "127.0.0.1".into(),
+        }
+    }
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// `host:port` to listen on. Binding to a non-loopback address requires API tokens.
+    pub bind: String,
+    /// Serve without authentication even on a non-loopback address (logged loudly).
+    pub insecure: bool,
+    /// Origins allowed by CORS (`["*"]` allows any origin, without credentials).
+    pub cors_origins: Vec<String>,
+    /// Whether `/health`, `/ready` and `/metrics` are reachable without a token.
+    pub open_probes: bool,
+    /// Serve `/metrics` on this separate address as well (e.g. `0.0.0.0:9464`).
+    pub metrics_bind: Option<String>,
+    /// Guards of `POST /v1/infer`.
+    pub infer: InferGuards,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            bind: "127.0.0.1:8080".into(),
+            insecure: false,
+            cors_origins: Vec::new(),
+            open_probes: true,
+            metrics_bind: None,
+            infer: InferGuards::default(),
+        }
+    }
+}
+
+/// Limits applied to `POST /v1/infer`, checked in this order.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferGuards {
+    /// In-flight plus queued requests above which new ones get 503 + Retry-After.
+    pub max_queue: u32,
+    /// Requests per minute per client (token or IP) before 429.
+    pub rate_per_minute: u32,
+    /// Largest request body in bytes (413 above).
+    pub max_body_bytes: u64,
+    /// Largest image in pixels, read from the header before decoding (413 above).
+    pub max_pixels: u64,
+    /// Concurrent inferences; a request waits at most `slot_timeout_ms` for one (504).
+    pub slots: u32,
+    /// How long a request may wait for an inference slot (milliseconds).
+    pub slot_timeout_ms: u64,
+}
+
+impl Default for InferGuards {
+    fn default() -> Self {
+        InferGuards {
+            max_queue: 32,
+            rate_per_minute: 600,
+            max_body_bytes: 20 * 1024 * 1024,
+            max_pixels: 16_000_000,
+            slots: 2,
+            slot_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// ONNX Runtime settings shared by every model this worker loads.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceSection {
+    /// Execution provider: `cpu`, `cuda` or `tensorrt`.
+    pub provider: String,
+    /// When the provider is unavailable, log and fall back to CPU instead of refusing to start.
+    pub fallback_to_cpu: bool,
+    /// ONNX Runtime intra-op threads (default: number of cores).
+    pub intra_threads: Option<usize>,
+    /// TensorRT: build FP16 engines.
+    pub tensorrt_fp16: bool,
+    /// TensorRT: where built engines are cached (default `<data_dir>/trt-cache`).
+    pub tensorrt_cache_dir: Option<PathBuf>,
+    /// Largest batch the batcher forms across streams.
+    pub max_batch: usize,
+    /// How long the batcher waits to fill a batch (milliseconds).
+    pub max_wait_ms: u64,
+    /// Model used when a config or request names none.
+    pub default_model: String,
+    /// Path of `libonnxruntime.so` (default: `ORT_DYLIB_PATH`, next to the binary, `./.ort`).
+    pub library_path: Option<PathBuf>,
+}
+
+impl Default for InferenceSection {
+    fn default() -> Self {
+        InferenceSection {
+            provider: "cpu".into(),
+            fallback_to_cpu: false,
+            intra_threads: None,
+            tensorrt_fp16: true,
+            tensorrt_cache_dir: None,
+            max_batch: 4,
+            max_wait_ms: 4,
+            default_model: "nanodet-m-416".into(),
+            library_path: None,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `sightline=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// Why the server configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerConfigError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("invalid server configuration:\n{0}")]
+    Invalid(FieldErrors),
+}
+
+impl sightline_core::error::Classify for ServerConfigError {
+    fn kind(&self) -> sightline_core::ErrorKind {
+        sightline_core::ErrorKind::InvalidInput
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then the file (if given; it must exist), then `SIGHTLINE_*` environment
+    /// variables; validated.
+    pub fn load(file: Option<&Path>) -> Result<ServerConfig, ServerConfigError> {
+        Self::load_with_env(file, Env::prefixed("SIGHTLINE_").split("__"))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Env) -> Result<ServerConfig, ServerConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ServerConfigError::Parse(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        // `SIGHTLINE_CONFIG` names the file itself; it is not a field.
+        let env = env.ignore(&["config"]);
+        let cfg: ServerConfig = fig
+            .merge(env)
+            .extract()
+            .map_err(|e| ServerConfigError::Parse(render_figment_error(e)))?;
+        cfg.validate().map_err(ServerConfigError::Invalid)?;
+        Ok(cfg)
+    }
+
+    /// Every problem, with its field path.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut e = FieldErrors::new();
+        let en = &self.engine;
+        if en.max_runs == 0 {
+            e.push("engine.max_runs", "must be at least 1");
+        }
+        if en.poll_interval_ms == 0 {
+            e.push("engine.poll_interval_ms", "must be at least 1");
+        }
+        if en.heartbeat_s == 0 {
+            e.push("engine.heartbeat_s", "must be at least 1");
+        }
+        if en.lease_ttl_s < 2 * en.heartbeat_s {
+            e.push(
+                "engine.lease_ttl_s",
+                format!(
+                    "must be at least twice engine.heartbeat_s ({}), or leases expire between renewals",
+                    en.heartbeat_s
+                ),
+            );
+        }
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:"))
+            {
+                e.push(
+                    "database_url",
+                    format!(
+                        "unsupported database {}: use sqlite://PATH or postgres://…",
+                        mask_url(u)
+                    ),
+                );
+            }
+        }
+        if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
+            e.push(
+                "api.bind",
+                format!("{:?} is not host:port (e.g. 127.0.0.1:8080)", self.api.bind),
+            );
+        }
+        if let Some(m) = &self.api.metrics_bind
+            && m.parse::<std::net::SocketAddr>().is_err()
+        {
+            e.push("api.metrics_bind", format!("{m:?} is not host:port"));
+        }
+        let g = &self.api.infer;
+        if g.slots == 0 {
+            e.push("api.infer.slots", "must be at least 1");
+        }
+        if g.max_queue < g.slots {
+            e.push("api.infer.max_queue", "must be at least api.infer.slots");
+        }
+        if g.max_pixels == 0 {
+            e.push("api.infer.max_pixels", "must be at least 1");
+        }
+        if !["cpu", "cuda", "tensorrt"].contains(&self.inference.provider.as_str()) {
+            e.push(
+                "inference.provider",
+                format!(
+                    "unknown provider {:?}: use cpu, cuda or tensorrt",
+                    self.inference.provider
+                ),
+            );
+        }
+        if self.inference.max_batch == 0 {
+            e.push("inference.max_batch", "must be at least 1");
+        }
+        if self.inference.intra_threads == Some(0) {
+            e.push("inference.intra_threads", "must be at least 1");
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            e.push(
+                "log.format",
+                format!("unknown format {:?}: use text or json", self.log.format),
+            );
+        }
+        e.into_result(())
+    }
+
+    /// The database URL, defaulting to the embedded SQLite file under `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.expose().to_owned(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("sightline.db").display()
+            ),
+        }
+    }
+
+    /// This worker's id: configured, or `<hostname>-<pid>`.
+    pub fn worker_id(&self) -> String {
+        self.worker_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "host".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// Whether the API bind address is loopback-only.
+    pub fn api_is_loopback(&self) -> bool {
+        self.api
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().is_loopback())
+            .unwrap_or(false)
+    }
+}
+
+fn render_figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let path = e.path.join(".");
+            let src = e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.source.as_ref().map(|s| format!(" (from {s})")))
+                .unwrap_or_default();
+            if path.is_empty() {
+                format!("{}{src}", e.kind)
+            } else {
+                format!("{path}: {}{src}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = ServerConfig::default();
+        c.validate().unwrap();
+        assert!(c.database_url().starts_with("sqlite://data/sightline.db"));
+        assert!(c.api_is_loopback());
+    }
+
+    #[test]
+    fn file_and_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "data_dir = \"/var/x\"\n[rtsp]\nport = 9000\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE_RTSP__PORT", "9100");
+            jail.set_env("SIGHTLINE_ENGINE__MAX_RUNS", "3");
+            let c = ServerConfig::load(Some(&f)).unwrap();
+            assert_eq!(c.rtsp.port, 9100);
+            assert_eq!(c.engine.max_runs, 3);
+            assert_eq!(c.data_dir, PathBuf::from("/var/x"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "[rtsp]\nprot = 9000\n").unwrap();
+        let err = ServerConfig::load_with_env(Some(&f), Env::prefixed("NOPE_")).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+
+        std::fs::write(
+            &f,
+            "[engine]\nmax_runs = 0\nlease_ttl_s = 2\n[log]\nformat = \"xml\"\n",
+        )
+        .unwrap();
+        let err = ServerConfig::load_with_env(Some(&f), Env::prefixed("NOPE_")).unwrap_err();
+        let s = err.to_string();
+        assert!(s.contains("engine.max_runs"), "{s}");
+        assert!(s.contains("engine.lease_ttl_s"), "{s}");
+        assert!(s.contains("log.format"), "{s}");
+    }
+
+    #[test]
+    fn database_url_is_masked_in_debug() {
+        let c = ServerConfig {
+            database_url: Some(Secret::new("postgres://u:secret@h/db")),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

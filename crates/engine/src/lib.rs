@@ -1,0 +1,24 @@
+//! The Sightline engine.
+//!
+//! `run` drives one run's pipeline on its own thread (source → per-frame stages → output,
+//! with reconnects and the signal-lost slate); `processor` is the per-frame work shared by the
+//! run loop, the replay tests and the benchmark; `models` shares loaded models between runs;
+//! `events` is where stamped events go; `status` and `taps` expose live state to the API.
+
+pub mod events;
+pub mod models;
+pub mod processor;
+pub mod run;
+pub mod status;
+pub mod supervisor;
+pub mod taps;
+pub mod telemetry;
+pub mod writer;
+
+pub use events::{ChannelSink, EventSink, JsonLinesSink, MemorySink};
+pub use models::{LoadedModel, ModelCache};
+pub use processor::{FrameProcessor, StageTimings, StatusText};
+pub use run::{Control, LogObserver, RunContext, RunHandle, RunObserver, RunOutcome, RunSpec, spawn};
+pub use status::{RunStatus, StatusSnapshot};
+pub use supervisor::{Engine, EngineOptions, EngineShared, RunOptions, RunView};
+pub use taps::FrameTaps;

@@ -1,0 +1,618 @@
+//! One run = one thread (`run-{id}`) that owns its source, its per-frame stages and its output.
+//!
+//! ```text
+//!  GStreamer decode ──(bounded queue: newest wins for live sources,
+//!   (media thread)     blocking for files)──▶ run thread: process → push ──▶ encoder ──▶ RTSP / MP4
+//!                                                   │                         (always on, shared
+//!                                                   └─▶ EventSink (batched DB writer)   by all viewers)
+//! ```
+//! Control travels on a channel checked between frames (stop, release, new config), so a new
+//! config version applies at a frame boundary. The thread reports every state change to a
+//! [`RunObserver`] (the supervisor persists them). Source loss is handled here: the output
+//! keeps streaming a "signal lost" slate while reconnect attempts run on a helper thread, so
+//! viewers stay connected. A panic anywhere in the stages fails the run, not the process.
+
+use crate::events::{EventSink, stamp};
+use crate::models::{LoadedModel, ModelCache};
+use crate::processor::{FrameProcessor, StatusText};
+use crate::status::{FpsMeter, LatencyWindow, RunStatus};
+use crossbeam_channel::{Receiver, Sender};
+use sightline_config::PipelineConfig;
+use sightline_core::error::Classify;
+use sightline_core::{Clock, Frame, RetryHint, RunId, RunState};
+use sightline_media::{
+    Mount, Output, OutputOptions, Pacing, RtspServer, Source, SourceEvent, SourceOptions, mask_uri,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub run_id: RunId,
+    pub source_uri: String,
+    pub config: Arc<PipelineConfig>,
+    /// `None`: files are paced in real time, live sources drop the oldest frame when behind.
+    pub pacing: Option<Pacing>,
+    /// Restart a file source at its end instead of completing.
+    pub loop_file: bool,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// A finite source reached its end.
+    Completed,
+    /// Stopped on request.
+    Stopped,
+    /// Handed back (engine shutdown): the run goes back to `pending`.
+    Released,
+    /// Gave up. `reason` is a stable code (`source_unreachable`, `source_lost`,
+    /// `invalid_config`, `invalid_model`, `panic`, `internal`).
+    Failed { reason: String, message: String },
+}
+
+impl RunOutcome {
+    pub fn state(&self) -> RunState {
+        match self {
+            RunOutcome::Completed => RunState::Completed,
+            RunOutcome::Stopped => RunState::Stopped,
+            RunOutcome::Released => RunState::Pending,
+            RunOutcome::Failed { .. } => RunState::Failed,
+        }
+    }
+
+    fn failed(reason: &str, message: impl Into<String>) -> Self {
+        RunOutcome::Failed {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Receives the state changes of a run as they happen.
+pub trait RunObserver: Send + Sync {
+    /// `reason` is a stable code; `message` a human-readable detail (failures).
+    fn transition(&self, run: &RunId, to: RunState, reason: &str, message: Option<&str>);
+}
+
+/// Logs transitions (foreground `sightline run`).
+#[derive(Debug, Default)]
+pub struct LogObserver;
+
+impl RunObserver for LogObserver {
+    fn transition(&self, run: &RunId, to: RunState, reason: &str, message: Option<&str>) {
+        match message {
+            Some(m) => tracing::info!(run_id = %run, state = %to, reason, message = m, "run state"),
+            None => tracing::info!(run_id = %run, state = %to, reason, "run state"),
+        }
+    }
+}
+
+/// Messages to a running pipeline, handled between frames.
+#[derive(Debug, Clone)]
+pub enum Control {
+    Stop,
+    Release,
+    Reconfigure(Arc<PipelineConfig>),
+}
+
+/// What a run needs from the process around it.
+pub struct RunContext {
+    pub models: Arc<ModelCache>,
+    pub rtsp: Option<Arc<RtspServer>>,
+    pub events: Box<dyn EventSink>,
+    pub observer: Arc<dyn RunObserver>,
+    pub clock: Arc<dyn Clock>,
+    pub data_dir: PathBuf,
+    pub status: Arc<RunStatus>,
+    pub taps: Arc<crate::taps::FrameTaps>,
+}
+
+/// Handle to a running pipeline thread.
+pub struct RunHandle {
+    pub run_id: RunId,
+    pub status: Arc<RunStatus>,
+    pub taps: Arc<crate::taps::FrameTaps>,
+    tx: Sender<Control>,
+    join: Option<std::thread::JoinHandle<RunOutcome>>,
+}
+
+impl RunHandle {
+    pub fn send(&self, c: Control) {
+        let _ = self.tx.send(c);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.join.as_ref().is_none_or(|j| j.is_finished())
+    }
+
+    /// Waits for the thread and returns its outcome.
+    pub fn join(mut self) -> RunOutcome {
+        match self.join.take().map(|j| j.join()) {
+            Some(Ok(o)) => o,
+            Some(Err(p)) => RunOutcome::failed("panic", panic_message(&p)),
+            None => RunOutcome::failed("internal", "run thread already joined"),
+        }
+    }
+}
+
+/// Starts a run on its own thread.
+pub fn spawn(spec: RunSpec, ctx: RunContext) -> std::io::Result<RunHandle> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let status = ctx.status.clone();
+    let taps = ctx.taps.clone();
+    let run_id = spec.run_id.clone();
+    let name = format!("run-{}", spec.run_id);
+    let join = std::thread::Builder::new().name(name).spawn(move || {
+        let span = tracing::info_span!("run", run_id = %spec.run_id);
+        let _g = span.enter();
+        let observer = ctx.observer.clone();
+        let status = ctx.status.clone();
+        let id = spec.run_id.clone();
+        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            RunLoop::new(spec, ctx, rx).run()
+        })) {
+            Ok(o) => o,
+            Err(p) => {
+                let msg = panic_message(&p);
+                tracing::error!(run_id = %id, panic = %msg, "run panicked");
+                RunOutcome::failed("panic", msg)
+            }
+        };
+        status.set_state(outcome.state());
+        if let RunOutcome::Failed { reason, message } = &outcome {
+            status.set_error(Some(format!("{reason}: {message}")));
+        }
+        let (reason, message) = match &outcome {
+            RunOutcome::Failed { reason, message } => (reason.as_str(), Some(message.as_str())),
+            RunOutcome::Completed => ("end_of_stream", None),
+            RunOutcome::Stopped => ("stop_requested", None),
+            RunOutcome::Released => ("released", None),
+        };
+        observer.transition(&id, outcome.state(), reason, message);
+        outcome
+    })?;
+    Ok(RunHandle {
+        run_id,
+        status,
+        taps,
+        tx,
+        join: Some(join),
+    })
+}
+
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// How often a copy of the output frame is kept for the slate.
+const SLATE_COPY_EVERY: Duration = Duration::from_secs(1);
+
+struct RunLoop {
+    spec: RunSpec,
+    ctx: RunContext,
+    rx: Receiver<Control>,
+    state: RunState,
+    output: Option<Output>,
+    out_fps: f64,
+    last_copy: Option<(Instant, Frame)>,
+    fps: FpsMeter,
+    latency: LatencyWindow,
+}
+
+enum Flow {
+    Continue,
+    End(RunOutcome),
+}
+
+impl RunLoop {
+    fn new(spec: RunSpec, ctx: RunContext, rx: Receiver<Control>) -> Self {
+        RunLoop {
+            spec,
+            ctx,
+            rx,
+            state: RunState::Starting,
+            output: None,
+            out_fps: 25.0,
+            last_copy: None,
+            fps: FpsMeter::new(Duration::from_secs(2)),
+            latency: LatencyWindow::new(256),
+        }
+    }
+
+    fn transition(&mut self, to: RunState, reason: &str) {
+        if self.state != to {
+            self.state = to;
+            self.ctx.status.set_state(to);
+            self.ctx
+                .observer
+                .transition(&self.spec.run_id, to, reason, None);
+        }
+    }
+
+    fn source_options(&self) -> SourceOptions {
+        let c = &self.spec.config;
+        let is_file = is_file_uri(&self.spec.source_uri);
+        let pacing = self.spec.pacing.unwrap_or(if is_file {
+            Pacing::Realtime
+        } else {
+            Pacing::Live
+        });
+        SourceOptions {
+            uri: self.spec.source_uri.clone(),
+            pacing,
+            loop_file: self.spec.loop_file,
+            connect_timeout: Duration::from_secs_f64(c.connect.timeout_s),
+            stall_timeout: Duration::from_secs_f64(c.watchdog.stall_timeout_s.min(c.connect.timeout_s.max(5.0))),
+            ..SourceOptions::default()
+        }
+    }
+
+    fn run(mut self) -> RunOutcome {
+        let model = match self.ctx.models.get(&self.spec.config.model.name) {
+            Ok(m) => m,
+            Err(e) => return RunOutcome::failed("invalid_model", e.to_string()),
+        };
+        if let Err(errs) = self.spec.config.validate(Some(model.labels())) {
+            return RunOutcome::failed("invalid_config", errs.to_string());
+        }
+        let mut proc = match FrameProcessor::new(self.spec.config.clone(), model) {
+            Ok(p) => p,
+            Err(e) => return RunOutcome::failed("invalid_config", e.to_string()),
+        };
+        let source = match self.connect_at_start() {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        let outcome = self.stream(source, &mut proc);
+        if let Some(out) = self.output.take()
+            && let Err(e) = out.finish()
+        {
+            tracing::warn!(run_id = %self.spec.run_id, error = %e, "output did not finish cleanly");
+        }
+        if let Err(e) = self.ctx.events.flush() {
+            tracing::error!(run_id = %self.spec.run_id, error = %e, "event flush failed");
+        }
+        outcome
+    }
+
+    /// Source unreachable at start: `connect.attempts` tries, `connect.interval_s` apart.
+    fn connect_at_start(&mut self) -> Result<Source, RunOutcome> {
+        let policy = self.spec.config.connect.clone();
+        let mut last = String::new();
+        for attempt in 1..=policy.attempts.max(1) {
+            if let Some(o) = self.poll_control_idle() {
+                return Err(o);
+            }
+            match Source::open(self.source_options()) {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    last = e.to_string();
+                    tracing::warn!(run_id = %self.spec.run_id, attempt, error = %e, "source open failed");
+                    if e.retry() == RetryHint::DoNotRetry {
+                        return Err(RunOutcome::failed("source_invalid", last));
+                    }
+                }
+            }
+            if attempt < policy.attempts {
+                self.ctx
+                    .clock
+                    .sleep(Duration::from_secs_f64(policy.interval_s));
+            }
+        }
+        Err(RunOutcome::failed(
+            "source_unreachable",
+            format!("{} after {} attempts: {last}", mask_uri(&self.spec.source_uri), policy.attempts),
+        ))
+    }
+
+    /// Control messages while no pipeline is streaming.
+    fn poll_control_idle(&mut self) -> Option<RunOutcome> {
+        while let Ok(c) = self.rx.try_recv() {
+            match c {
+                Control::Stop => return Some(RunOutcome::Stopped),
+                Control::Release => return Some(RunOutcome::Released),
+                Control::Reconfigure(cfg) => self.spec.config = cfg,
+            }
+        }
+        None
+    }
+
+    fn start_output(&mut self, width: u32, height: u32, fps: Option<f64>) -> Result<(), RunOutcome> {
+        let c = &self.spec.config.output;
+        self.out_fps = fps.filter(|f| *f > 0.0 && f.is_finite()).unwrap_or(25.0);
+        let mount: Option<Mount> = match (&self.ctx.rtsp, c.rtsp) {
+            (Some(server), true) => Some(
+                server
+                    .mount(&format!("/runs/{}", self.spec.run_id))
+                    .map_err(|e| RunOutcome::failed("internal", e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let mp4_path = c.mp4.as_ref().map(|p| {
+            let p = PathBuf::from(p.replace("{run_id}", self.spec.run_id.as_str()));
+            if p.is_absolute() { p } else { self.ctx.data_dir.join(p) }
+        });
+        if let Some(p) = mp4_path.as_ref().and_then(|p| p.parent()) {
+            let _ = std::fs::create_dir_all(p);
+        }
+        let out = Output::start(OutputOptions {
+            width,
+            height,
+            fps: self.out_fps,
+            mount,
+            mp4_path,
+            bitrate_kbps: c.bitrate_kbps,
+            keyframe_interval: Duration::from_secs_f64(c.keyframe_interval_s),
+            ..OutputOptions::default()
+        })
+        .map_err(|e| RunOutcome::failed("internal", format!("output: {e}")))?;
+        self.output = Some(out);
+        Ok(())
+    }
+
+    fn stream(&mut self, mut source: Source, proc: &mut FrameProcessor) -> RunOutcome {
+        let info = source.info();
+        self.ctx.status.set_size(info.width, info.height);
+        if let Err(o) = self.start_output(info.width, info.height, info.fps) {
+            return o;
+        }
+        self.transition(RunState::Running, "source_connected");
+        let mut dropped_seen = 0u64;
+        loop {
+            // Control between frames.
+            while let Ok(c) = self.rx.try_recv() {
+                match c {
+                    Control::Stop => {
+                        self.transition(RunState::Stopping, "stop_requested");
+                        source.close();
+                        return RunOutcome::Stopped;
+                    }
+                    Control::Release => {
+                        source.close();
+                        return RunOutcome::Released;
+                    }
+                    Control::Reconfigure(cfg) => {
+                        if let Err(o) = self.apply_config(cfg, proc) {
+                            source.close();
+                            return o;
+                        }
+                    }
+                }
+            }
+            let ev = source.next(Duration::from_millis(250));
+            let stats = source.stats();
+            if stats.frames_dropped > dropped_seen {
+                self.ctx
+                    .status
+                    .frames_dropped_source
+                    .fetch_add(stats.frames_dropped - dropped_seen, Ordering::Relaxed);
+                dropped_seen = stats.frames_dropped;
+            }
+            match ev {
+                SourceEvent::Frame(frame) => {
+                    if let Flow::End(o) = self.handle_frame(frame, proc) {
+                        source.close();
+                        return o;
+                    }
+                }
+                SourceEvent::Idle => {}
+                SourceEvent::Eos => {
+                    source.close();
+                    return RunOutcome::Completed;
+                }
+                SourceEvent::Lost(reason) => {
+                    source.close();
+                    match self.reconnect(&reason, proc) {
+                        Ok(s) => {
+                            source = s;
+                            dropped_seen = 0;
+                        }
+                        Err(o) => return o,
+                    }
+                }
+                SourceEvent::Error(e) => {
+                    source.close();
+                    if e.retry() == RetryHint::DoNotRetry {
+                        return RunOutcome::failed("source_error", e.to_string());
+                    }
+                    match self.reconnect(&e.to_string(), proc) {
+                        Ok(s) => {
+                            source = s;
+                            dropped_seen = 0;
+                        }
+                        Err(o) => return o,
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_config(&mut self, cfg: Arc<PipelineConfig>, proc: &mut FrameProcessor) -> Result<(), RunOutcome> {
+        let model: Arc<LoadedModel> = self
+            .ctx
+            .models
+            .get(&cfg.model.name)
+            .map_err(|e| RunOutcome::failed("invalid_model", e.to_string()))?;
+        if let Err(errs) = cfg.validate(Some(model.labels())) {
+            // A bad new version is refused; the run keeps its current config.
+            tracing::warn!(run_id = %self.spec.run_id, errors = %errs, "new config version refused");
+            return Ok(());
+        }
+        proc.reconfigure(cfg.clone(), model)
+            .map_err(|e| RunOutcome::failed("invalid_config", e.to_string()))?;
+        tracing::info!(run_id = %self.spec.run_id, "config applied at frame boundary");
+        self.spec.config = cfg;
+        Ok(())
+    }
+
+    fn handle_frame(&mut self, mut frame: Frame, proc: &mut FrameProcessor) -> Flow {
+        let status = &self.ctx.status;
+        status.frames_in.fetch_add(1, Ordering::Relaxed);
+        let text = StatusText {
+            lines: vec![
+                format!("{:.1} fps", self.fps_estimate()),
+                self.state.as_str().to_owned(),
+            ],
+            timestamp: Some(frame.pts.to_string()),
+        };
+        let (events, timings) = match proc.process(&mut frame, &text) {
+            Ok(r) => r,
+            Err(crate::processor::StageError::Infer(e)) if e.retry() == RetryHint::Retry => {
+                // Overloaded or dropped inference: show the frame without new results.
+                tracing::debug!(run_id = %self.spec.run_id, error = %e, "inference skipped");
+                status.frames_dropped_infer.fetch_add(1, Ordering::Relaxed);
+                (Vec::new(), Default::default())
+            }
+            Err(e) => return Flow::End(RunOutcome::failed("stage_error", e.to_string())),
+        };
+        if timings.inferred {
+            status.frames_inferred.fetch_add(1, Ordering::Relaxed);
+        }
+        crate::telemetry::StageTimed {
+            run: &self.spec.run_id,
+            timings: &timings,
+        }
+        .emit();
+        if !events.is_empty() {
+            status.events.fetch_add(events.len() as u64, Ordering::Relaxed);
+            let stamped = stamp(&self.spec.run_id, self.ctx.clock.as_ref(), events);
+            if let Err(e) = self.ctx.events.emit(&stamped) {
+                return Flow::End(RunOutcome::failed("internal", e.to_string()));
+            }
+        }
+        self.ctx.taps.offer(&frame);
+        let now = Instant::now();
+        if self
+            .last_copy
+            .as_ref()
+            .is_none_or(|(t, _)| now.duration_since(*t) >= SLATE_COPY_EVERY)
+        {
+            self.last_copy = Some((now, frame.clone()));
+        }
+        let decoded_at = frame.decoded_at;
+        if let Some(out) = &self.output
+            && let Err(e) = out.push(frame)
+        {
+            return Flow::End(RunOutcome::failed("internal", format!("output: {e}")));
+        }
+        let latency = now.duration_since(decoded_at).as_secs_f64() * 1000.0;
+        self.latency.push(latency);
+        let fps = self.fps.tick(now);
+        let (p50, p95) = self.latency.percentiles();
+        status.frame_out(now, fps, p50, p95);
+        crate::telemetry::FrameOut {
+            run: &self.spec.run_id,
+            latency_s: latency / 1000.0,
+        }
+        .emit();
+        Flow::Continue
+    }
+
+    fn fps_estimate(&self) -> f64 {
+        self.ctx.status.snapshot().fps
+    }
+
+    /// Pushes one slate frame (dimmed last frame + text).
+    fn push_slate(&mut self, proc: &mut FrameProcessor, detail: &str) {
+        let Some(out) = &self.output else { return };
+        let mut frame = match &self.last_copy {
+            Some((_, f)) => f.clone(),
+            None => {
+                let (w, h) = {
+                    let s = self.ctx.status.snapshot();
+                    (s.width.max(16), s.height.max(16))
+                };
+                Frame::filled(w, h, [16, 16, 16], sightline_core::Pts::ZERO)
+            }
+        };
+        frame.decoded_at = Instant::now();
+        proc.draw_slate(&mut frame, "SIGNAL LOST", detail);
+        self.ctx.taps.offer(&frame);
+        if let Err(e) = out.push(frame) {
+            tracing::warn!(run_id = %self.spec.run_id, error = %e, "slate push failed");
+        }
+        self.ctx.status.touch(Instant::now());
+    }
+
+    /// Source lost while running: `retrying` with backoff per the reconnect policy; the output
+    /// shows the slate meanwhile. Returns the new source, or the outcome that ends the run.
+    fn reconnect(&mut self, reason: &str, proc: &mut FrameProcessor) -> Result<Source, RunOutcome> {
+        let policy = self.spec.config.reconnect.clone();
+        self.transition(RunState::Retrying, "source_lost");
+        tracing::warn!(run_id = %self.spec.run_id, reason, "source lost; reconnecting");
+        let lost_at = self.ctx.clock.now();
+        let slate_every = Duration::from_secs_f64(1.0 / self.out_fps.clamp(1.0, 60.0));
+        let mut attempts = 0u32;
+        loop {
+            if !policy.may_retry(attempts, self.ctx.clock.now().duration_since(lost_at)) {
+                return Err(RunOutcome::failed(
+                    "source_lost",
+                    format!("{reason}; gave up after {attempts} reconnect attempts"),
+                ));
+            }
+            attempts += 1;
+            let wait = policy.delay(attempts, rand::random::<f64>());
+            let detail = format!("reconnecting… attempt {attempts}");
+            // Wait, streaming the slate.
+            let until = self.ctx.clock.now() + wait;
+            while self.ctx.clock.now() < until {
+                if let Some(o) = self.poll_control_idle() {
+                    return Err(o);
+                }
+                self.push_slate(proc, &detail);
+                self.ctx.clock.sleep(slate_every.min(until.saturating_duration_since(self.ctx.clock.now())));
+            }
+            // Try, streaming the slate while the open is in progress.
+            self.ctx.status.reconnects.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::Reconnect { run: &self.spec.run_id }.emit();
+            let opts = self.source_options();
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let spawned = std::thread::Builder::new()
+                .name(format!("open-{}", self.spec.run_id))
+                .spawn(move || {
+                    let _ = tx.send(Source::open(opts));
+                });
+            if spawned.is_err() {
+                return Err(RunOutcome::failed("internal", "cannot spawn a thread"));
+            }
+            let result = loop {
+                match rx.recv_timeout(slate_every) {
+                    Ok(r) => break r,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        if let Some(o) = self.poll_control_idle() {
+                            return Err(o);
+                        }
+                        self.push_slate(proc, &detail);
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        return Err(RunOutcome::failed("internal", "source open thread died"));
+                    }
+                }
+            };
+            match result {
+                Ok(s) => {
+                    self.transition(RunState::Running, "source_reconnected");
+                    return Ok(s);
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %self.spec.run_id, attempt = attempts, error = %e, "reconnect failed");
+                }
+            }
+        }
+    }
+}
+
+/// `file://…` or a plain path.
+pub fn is_file_uri(uri: &str) -> bool {
+    uri.starts_with("file:") || !uri.contains("://")
+}

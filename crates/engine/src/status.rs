@@ -1,0 +1,256 @@
+//! Live state of a run shared between its pipeline thread (writer) and the supervisor, API
+//! and metrics (readers). Plain atomics and a small mutex-protected summary: readers never
+//! block the pipeline for more than a copy.
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use sightline_core::RunState;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Counters and gauges of one run.
+#[derive(Debug)]
+pub struct RunStatus {
+    pub frames_in: AtomicU64,
+    pub frames_inferred: AtomicU64,
+    pub frames_out: AtomicU64,
+    /// Frames the source dropped because the pipeline was behind (newest wins).
+    pub frames_dropped_source: AtomicU64,
+    /// Inference requests dropped because the run's inference queue was full.
+    pub frames_dropped_infer: AtomicU64,
+    pub events: AtomicU64,
+    pub reconnects: AtomicU64,
+    inner: Mutex<StatusInner>,
+    started: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct StatusInner {
+    state: RunState,
+    fps: f64,
+    last_frame_at: Option<Instant>,
+    latency_ms_p50: f64,
+    latency_ms_p95: f64,
+    last_error: Option<String>,
+    width: u32,
+    height: u32,
+}
+
+/// A copy of the live status, for the API and `sightline run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusSnapshot {
+    pub state: RunState,
+    pub fps: f64,
+    pub frames_in: u64,
+    pub frames_inferred: u64,
+    pub frames_out: u64,
+    pub frames_dropped: u64,
+    pub events: u64,
+    pub reconnects: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p95: f64,
+    pub width: u32,
+    pub height: u32,
+    pub last_error: Option<String>,
+    pub uptime_s: f64,
+    /// Seconds since the pipeline last produced a frame (None before the first).
+    pub idle_s: Option<f64>,
+}
+
+impl Default for RunStatus {
+    fn default() -> Self {
+        RunStatus {
+            frames_in: AtomicU64::new(0),
+            frames_inferred: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            frames_dropped_source: AtomicU64::new(0),
+            frames_dropped_infer: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            inner: Mutex::new(StatusInner {
+                state: RunState::Starting,
+                fps: 0.0,
+                last_frame_at: None,
+                latency_ms_p50: 0.0,
+                latency_ms_p95: 0.0,
+                last_error: None,
+                width: 0,
+                height: 0,
+            }),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl RunStatus {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn set_state(&self, s: RunState) {
+        self.inner.lock().state = s;
+    }
+
+    pub fn state(&self) -> RunState {
+        self.inner.lock().state
+    }
+
+    pub fn set_error(&self, e: Option<String>) {
+        self.inner.lock().last_error = e;
+    }
+
+    pub fn set_size(&self, w: u32, h: u32) {
+        let mut g = self.inner.lock();
+        g.width = w;
+        g.height = h;
+    }
+
+    /// Records a frame leaving the pipeline: updates the fps estimate and progress time.
+    pub fn frame_out(&self, now: Instant, fps: f64, p50_ms: f64, p95_ms: f64) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        let mut g = self.inner.lock();
+        g.last_frame_at = Some(now);
+        g.fps = fps;
+        g.latency_ms_p50 = p50_ms;
+        g.latency_ms_p95 = p95_ms;
+    }
+
+    /// Marks progress without a frame (slate frames while reconnecting count as progress:
+    /// the pipeline is alive).
+    pub fn touch(&self, now: Instant) {
+        self.inner.lock().last_frame_at = Some(now);
+    }
+
+    /// Time of the last progress, or the start of the run.
+    pub fn last_progress(&self) -> Instant {
+        self.inner.lock().last_frame_at.unwrap_or(self.started)
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let g = self.inner.lock().clone();
+        StatusSnapshot {
+            state: g.state,
+            fps: g.fps,
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_inferred: self.frames_inferred.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            frames_dropped: self.frames_dropped_source.load(Ordering::Relaxed)
+                + self.frames_dropped_infer.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            latency_ms_p50: g.latency_ms_p50,
+            latency_ms_p95: g.latency_ms_p95,
+            width: g.width,
+            height: g.height,
+            last_error: g.last_error,
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            idle_s: g.last_frame_at.map(|t| t.elapsed().as_secs_f64()),
+        }
+    }
+}
+
+/// Rolling window of the last N latencies for cheap p50/p95 (the Prometheus histograms
+/// carry the full distribution).
+#[derive(Debug)]
+pub struct LatencyWindow {
+    buf: Vec<f64>,
+    next: usize,
+    full: bool,
+    scratch: Vec<f64>,
+}
+
+impl LatencyWindow {
+    pub fn new(n: usize) -> Self {
+        LatencyWindow {
+            buf: vec![0.0; n.max(1)],
+            next: 0,
+            full: false,
+            scratch: Vec::with_capacity(n.max(1)),
+        }
+    }
+
+    pub fn push(&mut self, v: f64) {
+        self.buf[self.next] = v;
+        self.next = (self.next + 1) % self.buf.len();
+        if self.next == 0 {
+            self.full = true;
+        }
+    }
+
+    /// (p50, p95); zeros when empty.
+    pub fn percentiles(&mut self) -> (f64, f64) {
+        let n = if self.full { self.buf.len() } else { self.next };
+        if n == 0 {
+            return (0.0, 0.0);
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.buf[..n]);
+        self.scratch.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| self.scratch[((n as f64 - 1.0) * q).round() as usize];
+        (at(0.5), at(0.95))
+    }
+}
+
+/// Frames per second over a sliding window of frame times.
+#[derive(Debug)]
+pub struct FpsMeter {
+    times: std::collections::VecDeque<Instant>,
+    window: std::time::Duration,
+}
+
+impl FpsMeter {
+    pub fn new(window: std::time::Duration) -> Self {
+        FpsMeter {
+            times: std::collections::VecDeque::new(),
+            window,
+        }
+    }
+
+    pub fn tick(&mut self, now: Instant) -> f64 {
+        self.times.push_back(now);
+        while let Some(&t) = self.times.front() {
+            if now.duration_since(t) > self.window {
+                self.times.pop_front();
+            } else {
+                break;
+            }
+        }
+        match (self.times.front(), self.times.len()) {
+            (Some(&first), n) if n > 1 => {
+                let span = now.duration_since(first).as_secs_f64();
+                if span > 0.0 { (n - 1) as f64 / span } else { 0.0 }
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn percentiles_of_a_window() {
+        let mut w = LatencyWindow::new(100);
+        assert_eq!(w.percentiles(), (0.0, 0.0));
+        for i in 1..=100 {
+            w.push(i as f64);
+        }
+        let (p50, p95) = w.percentiles();
+        assert!((50.0..=51.0).contains(&p50), "{p50}");
+        assert!((95.0..=96.0).contains(&p95), "{p95}");
+    }
+
+    #[test]
+    fn fps_from_ticks() {
+        let mut m = FpsMeter::new(Duration::from_secs(2));
+        let t0 = Instant::now();
+        let mut fps = 0.0;
+        for i in 0..=20 {
+            fps = m.tick(t0 + Duration::from_millis(100 * i));
+        }
+        assert!((fps - 10.0).abs() < 0.01, "{fps}");
+    }
+}

@@ -1,0 +1,132 @@
+//! Typed telemetry events (STYLE pattern 8): each struct is one thing that happened, and
+//! `emit()` records its metric (and log line where one is useful). Metric names follow
+//! `sightline_<noun>_<unit>[_total]`; the `run` label has bounded cardinality (a worker
+//! carries a handful of runs).
+
+use crate::processor::StageTimings;
+use metrics::{counter, histogram};
+use sightline_core::RunId;
+
+/// Per-stage latency of one processed frame.
+pub struct StageTimed<'a> {
+    pub run: &'a RunId,
+    pub timings: &'a StageTimings,
+}
+
+impl StageTimed<'_> {
+    pub fn emit(&self) {
+        let run = self.run.to_string();
+        let t = self.timings;
+        if t.inferred {
+            histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "infer")
+                .record(t.infer.as_secs_f64());
+            counter!("sightline_frames_inferred_total", "run" => run.clone()).increment(1);
+        }
+        histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "track")
+            .record(t.track.as_secs_f64());
+        histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "rules")
+            .record(t.rules.as_secs_f64());
+        histogram!("sightline_stage_latency_seconds", "run" => run, "stage" => "draw")
+            .record(t.draw.as_secs_f64());
+    }
+}
+
+/// A frame left the pipeline for the encoder.
+pub struct FrameOut<'a> {
+    pub run: &'a RunId,
+    /// Decoder output → handed to the encoder.
+    pub latency_s: f64,
+}
+
+impl FrameOut<'_> {
+    pub fn emit(&self) {
+        let run = self.run.to_string();
+        counter!("sightline_frames_out_total", "run" => run.clone()).increment(1);
+        histogram!("sightline_pipeline_latency_seconds", "run" => run).record(self.latency_s);
+    }
+}
+
+/// A reconnection attempt.
+pub struct Reconnect<'a> {
+    pub run: &'a RunId,
+}
+
+impl Reconnect<'_> {
+    pub fn emit(&self) {
+        counter!("sightline_reconnects_total", "run" => self.run.to_string()).increment(1);
+    }
+}
+
+/// A batch of events was stored.
+pub struct EventsWritten {
+    pub count: usize,
+}
+
+impl EventsWritten {
+    pub fn emit(&self) {
+        counter!("sightline_events_written_total").increment(self.count as u64);
+    }
+}
+
+/// Writing a batch of events failed (it is retried).
+pub struct EventWriteFailed;
+
+impl EventWriteFailed {
+    pub fn emit(&self) {
+        counter!("sightline_event_write_failures_total").increment(1);
+    }
+}
+
+/// A lease renewal round.
+pub struct LeaseRenewal {
+    pub ok: bool,
+}
+
+impl LeaseRenewal {
+    pub fn emit(&self) {
+        let outcome = if self.ok { "ok" } else { "failed" };
+        counter!("sightline_lease_renewals_total", "outcome" => outcome).increment(1);
+    }
+}
+
+/// Runs of this worker by state.
+pub struct RunsByState;
+
+impl RunsByState {
+    pub fn emit(states: impl Iterator<Item = sightline_core::RunState>) {
+        let mut counts = [0u32; sightline_core::RunState::ALL.len()];
+        for s in states {
+            if let Some(i) = sightline_core::RunState::ALL.iter().position(|x| *x == s) {
+                counts[i] += 1;
+            }
+        }
+        for (i, s) in sightline_core::RunState::ALL.iter().enumerate() {
+            metrics::gauge!("sightline_runs", "state" => s.as_str()).set(f64::from(counts[i]));
+        }
+    }
+}
+
+/// A run changed state (persisted).
+pub struct RunTransition<'a> {
+    pub run: &'a RunId,
+    pub to: sightline_core::RunState,
+    pub reason: &'a str,
+}
+
+impl RunTransition<'_> {
+    pub fn emit(&self) {
+        counter!("sightline_run_transitions_total", "to" => self.to.as_str()).increment(1);
+        tracing::info!(run_id = %self.run, state = %self.to, reason = self.reason, "run state persisted");
+    }
+}
+
+/// The watchdog restarted a run.
+pub struct Stalled<'a> {
+    pub run: &'a RunId,
+}
+
+impl Stalled<'_> {
+    pub fn emit(&self) {
+        counter!("sightline_run_stalls_total", "run" => self.run.to_string()).increment(1);
+    }
+}

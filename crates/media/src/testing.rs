@@ -1,0 +1,169 @@
+//! Test helpers that need real GStreamer: a looping RTSP "camera".
+//!
+//! Engine and media tests need a camera that streams a known clip and can be killed
+//! mid-stream and brought back on the same port. [`TestRtspServer`] is built from this
+//! crate's own parts — a [`Source`] reading the file in real time (looping), an [`Output`]
+//! encoding it, an [`RtspServer`] serving it — so it behaves like a real camera to
+//! `rtspsrc`, `ffmpeg` and `ffplay`. Not meant for production use.
+
+use crate::{
+    MediaError, Output, OutputOptions, Pacing, RtspServer, Source, SourceEvent, SourceOptions,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+struct Running {
+    server: RtspServer,
+    stop: Arc<AtomicBool>,
+    pump: JoinHandle<()>,
+}
+
+/// Serves a file in a loop at `rtsp://127.0.0.1:PORT{mount}`.
+pub struct TestRtspServer {
+    port: u16,
+    file: PathBuf,
+    mount: String,
+    credentials: Option<(String, String)>,
+    running: Option<Running>,
+}
+
+impl std::fmt::Debug for TestRtspServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRtspServer")
+            .field("url", &self.url())
+            .field("running", &self.running.is_some())
+            .finish()
+    }
+}
+
+impl TestRtspServer {
+    /// Starts serving `file` on `127.0.0.1:port` (`0` = a free port) at `mount`
+    /// (e.g. `/cam`). Returns once the first frame has been decoded.
+    pub fn start(
+        port: u16,
+        file: impl Into<PathBuf>,
+        mount: &str,
+    ) -> Result<TestRtspServer, MediaError> {
+        Self::start_inner(port, file.into(), mount, None)
+    }
+
+    /// Like [`TestRtspServer::start`], but clients must authenticate with `user`/`password`
+    /// (HTTP Basic), as most cameras require.
+    pub fn start_with_credentials(
+        port: u16,
+        file: impl Into<PathBuf>,
+        mount: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<TestRtspServer, MediaError> {
+        Self::start_inner(
+            port,
+            file.into(),
+            mount,
+            Some((user.to_string(), password.to_string())),
+        )
+    }
+
+    fn start_inner(
+        port: u16,
+        file: PathBuf,
+        mount: &str,
+        credentials: Option<(String, String)>,
+    ) -> Result<TestRtspServer, MediaError> {
+        let mut server = TestRtspServer {
+            port,
+            file,
+            mount: mount.to_string(),
+            credentials,
+            running: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL without credentials.
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}{}", self.port, self.mount)
+    }
+
+    /// The URL with `user:password@` (percent-encoded).
+    pub fn url_with_credentials(&self, user: &str, password: &str) -> String {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!(
+            "rtsp://{}:{}@127.0.0.1:{}{}",
+            enc(user),
+            enc(password),
+            self.port,
+            self.mount
+        )
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Kills the server like a crashed camera: connections are closed at once, the port is
+    /// released.
+    pub fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            drop(r.server);
+            r.stop.store(true, Ordering::SeqCst);
+            let _ = r.pump.join();
+        }
+    }
+
+    /// Starts again on the same port (after [`TestRtspServer::stop`]); no-op if running.
+    pub fn restart(&mut self) -> Result<(), MediaError> {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        let mut opts = SourceOptions::new(self.file.to_string_lossy().into_owned());
+        opts.pacing = Pacing::Realtime;
+        opts.loop_file = true;
+        let source = Source::open(opts)?;
+        let info = source.info();
+        let server = RtspServer::start("127.0.0.1", self.port)?;
+        self.port = server.port();
+        if let Some((user, password)) = &self.credentials {
+            server.require_basic_auth(user, password);
+        }
+        let mut out =
+            OutputOptions::new(info.width & !1, info.height & !1, info.fps.unwrap_or(25.0));
+        out.mount = Some(server.mount(&self.mount)?);
+        out.bitrate_kbps = 2000;
+        let output = Output::start(out)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let pump = std::thread::Builder::new()
+            .name("sightline-test-rtsp".into())
+            .spawn(move || {
+                while !flag.load(Ordering::SeqCst) {
+                    match source.next(Duration::from_millis(100)) {
+                        SourceEvent::Frame(f) => {
+                            if output.push(f).is_err() {
+                                break;
+                            }
+                        }
+                        SourceEvent::Idle => {}
+                        SourceEvent::Eos | SourceEvent::Lost(_) | SourceEvent::Error(_) => break,
+                    }
+                }
+            })
+            .map_err(|e| MediaError::internal(&self.url(), e.to_string()))?;
+        self.running = Some(Running { server, stop, pump });
+        Ok(())
+    }
+}
+
+impl Drop for TestRtspServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

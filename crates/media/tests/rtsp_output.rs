@@ -1,0 +1,199 @@
+//! The output path against real clients: vtest.avi → encoder → RTSP mount → ffprobe/ffmpeg,
+//! and the MP4 recording.
+
+mod common;
+
+use common::*;
+use sightline_media::{
+    EncoderChoice, Output, OutputOptions, Pacing, RtspServer, Source, SourceEvent, SourceOptions,
+};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// vtest.avi in real time, looping, stamped, into an output on a fresh mount.
+fn start_publishing(
+    server: &RtspServer,
+    path: &str,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<Output>) {
+    let mut opts = SourceOptions::new(vtest().to_string_lossy().into_owned());
+    opts.pacing = Pacing::Realtime;
+    opts.loop_file = true;
+    let source = Source::open(opts).expect("open vtest");
+    let mut out = OutputOptions::new(768, 576, 10.0);
+    out.mount = Some(server.mount(path).expect("mount"));
+    out.encoder = EncoderChoice::X264;
+    let output = Output::start(out).expect("output");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let (_, end) = pump(&source, &output, |_| flag.load(Ordering::SeqCst));
+        assert!(end.is_none(), "source ended: {end:?}");
+        output
+    });
+    (stop, handle)
+}
+
+#[test]
+fn rtsp_mount_serves_clean_h264_to_several_clients() {
+    init_tracing();
+    let server = RtspServer::start("127.0.0.1", 0).expect("server");
+    let (stop, publisher) = start_publishing(&server, "/runs/demo");
+    let url = server.url("/runs/demo");
+
+    let probe = ffprobe_rtsp(&url);
+    assert!(probe.contains("codec_name=h264"), "{probe}");
+    assert!(probe.contains("width=768"), "{probe}");
+    assert!(probe.contains("height=576"), "{probe}");
+
+    // One client from a fresh media: 60 frames, no decoding errors at all.
+    let (ok, frames, stderr) = wait_ffmpeg(spawn_ffmpeg(&url, 60), Duration::from_secs(40));
+    assert!(ok, "ffmpeg failed:\n{stderr}");
+    assert!(frames >= 50, "only {frames} frames:\n{stderr}");
+    let errors = error_lines(&stderr);
+    assert!(errors.is_empty(), "decoding errors: {errors:#?}\n{stderr}");
+
+    // Two clients at once (the second joins the shared media while it runs).
+    let a = spawn_ffmpeg(&url, 40);
+    std::thread::sleep(Duration::from_millis(1500));
+    let b = spawn_ffmpeg(&url, 40);
+    let (ok_a, frames_a, err_a) = wait_ffmpeg(a, Duration::from_secs(40));
+    let (ok_b, frames_b, err_b) = wait_ffmpeg(b, Duration::from_secs(40));
+    assert!(ok_a && frames_a >= 35, "client A: {frames_a}\n{err_a}");
+    assert!(ok_b && frames_b >= 35, "client B: {frames_b}\n{err_b}");
+    assert!(
+        error_lines(&err_b).is_empty(),
+        "client B saw decoding errors:\n{err_b}"
+    );
+    assert!(
+        error_lines(&err_a).is_empty(),
+        "client A saw decoding errors:\n{err_a}"
+    );
+
+    stop.store(true, Ordering::SeqCst);
+    let output = publisher.join().expect("publisher");
+    let stats = output.stats();
+    assert!(stats.frames_encoded > 100, "{stats:?}");
+    assert_eq!(stats.frames_dropped, 0, "{stats:?}");
+    assert!(stats.encode_latency.p50.is_some(), "{stats:?}");
+    output.finish().expect("finish");
+}
+
+#[test]
+fn clients_are_counted_and_the_encoder_runs_without_them() {
+    init_tracing();
+    let server = RtspServer::start("127.0.0.1", 0).expect("server");
+    let mut out = OutputOptions::new(320, 240, 25.0);
+    out.mount = Some(server.mount("/runs/count").expect("mount"));
+    out.encoder = EncoderChoice::X264;
+    let output = Arc::new(Output::start(out).expect("output"));
+    // A second mount on the same path is refused.
+    assert!(server.mount("/runs/count").is_err());
+    let source = Source::open(SourceOptions::new(
+        "test://ball?width=320&height=240&fps=25",
+    ))
+    .expect("source");
+    let stop = Arc::new(AtomicBool::new(false));
+    let pumper = {
+        let (output, stop) = (output.clone(), stop.clone());
+        std::thread::spawn(move || pump(&source, &output, |_| stop.load(Ordering::SeqCst)))
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let s = output.stats();
+    assert_eq!(s.clients, 0);
+    assert!(s.frames_encoded > 10, "encodes with nobody watching: {s:?}");
+
+    let client = spawn_ffmpeg(&server.url("/runs/count"), 100);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while output.stats().clients == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(output.stats().clients, 1);
+    let (ok, frames, stderr) = wait_ffmpeg(client, Duration::from_secs(30));
+    assert!(ok && frames >= 90, "{frames}\n{stderr}");
+    // TEARDOWN removes the session.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while output.stats().clients > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(output.stats().clients, 0);
+    stop.store(true, Ordering::SeqCst);
+    pumper.join().unwrap();
+}
+
+#[test]
+fn mp4_output_has_every_frame() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.mp4");
+    let mut opts = SourceOptions::new(vtest().to_string_lossy().into_owned());
+    opts.pacing = Pacing::Fast;
+    let source = Source::open(opts).expect("open");
+    let mut out = OutputOptions::new(640, 480, 10.0); // scaled from 768x576
+    out.mp4_path = Some(path.clone());
+    out.encoder = EncoderChoice::X264;
+    let output = Output::start(out).expect("output");
+    let (pushed, end) = pump(&source, &output, |n| n >= 300);
+    assert!(end.is_none(), "{end:?}");
+    assert_eq!(pushed, 300);
+    let stats = output.stats();
+    assert_eq!(stats.frames_dropped, 0, "{stats:?}");
+    output.finish().expect("finish");
+
+    let out = run_with_limit(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=codec_name,width,height,nb_read_frames",
+                "-of",
+                "default=noprint_wrappers=1",
+            ])
+            .arg(&path),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("codec_name=h264"), "{text}");
+    assert!(
+        text.contains("width=640") && text.contains("height=480"),
+        "{text}"
+    );
+    let n: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("nb_read_frames="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("frame count");
+    assert!((n - 300).abs() <= 2, "{n} frames in the MP4, pushed 300");
+}
+
+#[test]
+fn output_rejects_bad_options_and_frames() {
+    init_tracing();
+    assert!(Output::start(OutputOptions::new(767, 576, 10.0)).is_err());
+    assert!(Output::start(OutputOptions::new(640, 480, 0.0)).is_err());
+    let output = Output::start(OutputOptions::new(64, 48, 10.0)).expect("output");
+    let bad = sightline_core::Frame {
+        width: 64,
+        height: 48,
+        pts: sightline_core::Pts::ZERO,
+        seq: 0,
+        decoded_at: Instant::now(),
+        data: vec![0; 10],
+    };
+    assert!(output.push(bad).is_err());
+    // A frame of another size is scaled, not refused.
+    let f = sightline_core::Frame::filled(32, 24, [255, 0, 0], sightline_core::Pts::ZERO);
+    output.push(f).expect("scaled");
+    output.finish().expect("finish");
+    let _ = SourceEvent::Idle;
+}

@@ -1,0 +1,211 @@
+//! Sources against real GStreamer: files, test patterns, bad inputs, slow consumers.
+
+mod common;
+
+use common::*;
+use sightline_core::error::{Classify, RetryHint};
+use sightline_media::{MediaErrorKind, Pacing, RtspTransport, Source, SourceEvent, SourceOptions};
+use std::time::{Duration, Instant};
+
+fn open_err(opts: SourceOptions) -> (sightline_media::MediaError, Duration) {
+    let start = Instant::now();
+    let err = Source::open(opts).expect_err("must fail");
+    (err, start.elapsed())
+}
+
+#[test]
+fn file_replay_is_complete_and_ordered() {
+    init_tracing();
+    let mut opts = SourceOptions::new(vtest().to_string_lossy().into_owned());
+    opts.pacing = Pacing::Fast;
+    let source = Source::open(opts).expect("open vtest.avi");
+    let info = source.info();
+    assert_eq!((info.width, info.height), (768, 576));
+    assert_eq!(info.fps, Some(10.0));
+    assert!(!info.is_live);
+    assert_eq!(info.decoder.as_deref(), Some("avdec_msmpeg4"));
+    let mut frames = 0u64;
+    let mut last_pts = None;
+    let end = loop {
+        match source.next(Duration::from_secs(5)) {
+            SourceEvent::Frame(f) => {
+                assert_eq!(f.data.len(), 768 * 576 * 3);
+                assert_eq!(f.seq, frames);
+                if let Some(p) = last_pts {
+                    assert!(f.pts > p, "PTS must increase");
+                }
+                last_pts = Some(f.pts);
+                frames += 1;
+            }
+            other => break other,
+        }
+    };
+    assert!(matches!(end, SourceEvent::Eos), "{end:?}");
+    // Terminal events repeat.
+    assert!(matches!(source.next(Duration::ZERO), SourceEvent::Eos));
+    assert_eq!(frames, 795, "vtest.avi has 795 frames");
+    let stats = source.stats();
+    assert_eq!(stats.frames_received, 795);
+    assert_eq!(stats.frames_delivered, 795);
+    assert_eq!(stats.frames_dropped, 0);
+    source.close();
+}
+
+#[test]
+fn looped_file_keeps_timestamps_increasing() {
+    init_tracing();
+    let mut opts = SourceOptions::new("test://ball?width=64&height=48&fps=100&frames=30");
+    opts.pacing = Pacing::Fast;
+    let source = Source::open(opts).expect("open");
+    let mut n = 0;
+    while let SourceEvent::Frame(_) = source.next(Duration::from_secs(5)) {
+        n += 1;
+    }
+    assert_eq!(n, 30, "frames=30 ends after 30 frames");
+
+    let mut opts = SourceOptions::new(vtest().to_string_lossy().into_owned());
+    opts.pacing = Pacing::Fast;
+    opts.loop_file = true;
+    let source = Source::open(opts).expect("open");
+    let mut last = None;
+    for i in 0..1000 {
+        match source.next(Duration::from_secs(5)) {
+            SourceEvent::Frame(f) => {
+                if let Some(p) = last {
+                    assert!(f.pts > p, "frame {i}: {:?} after {:?}", f.pts, p);
+                }
+                last = Some(f.pts);
+            }
+            other => panic!("frame {i}: {other:?}"),
+        }
+    }
+    // 1000 frames at 10 fps: more than the clip's 79.5 s.
+    assert!(last.unwrap().secs_f64() > 95.0, "{:?}", last);
+}
+
+#[test]
+fn test_pattern_source() {
+    init_tracing();
+    let source = Source::open(SourceOptions::new(
+        "test://smpte?width=320&height=240&fps=30",
+    ))
+    .expect("open");
+    let info = source.info();
+    assert_eq!((info.width, info.height, info.fps), (320, 240, Some(30.0)));
+    assert!(info.is_live);
+    match source.next(Duration::from_secs(2)) {
+        SourceEvent::Frame(f) => {
+            assert_eq!((f.width, f.height), (320, 240));
+            // SMPTE bars: the left-most bar is light grey (192,192,192).
+            let [r, g, b] = f.pixel(5, 5);
+            assert!(r > 150 && g > 150 && b > 150, "{:?}", [r, g, b]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_inputs_fail_fast_with_their_kind() {
+    init_tracing();
+    let (e, t) = open_err(SourceOptions::new("/definitely/not/here.mp4"));
+    assert_eq!(e.kind, MediaErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("/definitely/not/here.mp4"));
+    assert_eq!(e.retry(), RetryHint::DoNotRetry);
+    assert!(t < Duration::from_secs(2));
+
+    let (e, _) = open_err(SourceOptions::new("foo://x"));
+    assert_eq!(e.kind, MediaErrorKind::UnsupportedScheme, "{e}");
+    assert_eq!(e.retry(), RetryHint::DoNotRetry);
+
+    let (e, _) = open_err(SourceOptions::new("test://nosuchpattern"));
+    assert_eq!(e.kind, MediaErrorKind::InvalidUri, "{e}");
+
+    // A text file dressed as an MP4.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("notes.mp4");
+    std::fs::write(
+        &fake,
+        "these are not the frames you are looking for\n".repeat(200),
+    )
+    .unwrap();
+    let (e, t) = open_err(SourceOptions::new(fake.to_string_lossy().into_owned()));
+    assert_eq!(e.kind, MediaErrorKind::NotVideo, "{e}");
+    assert!(t < Duration::from_secs(5), "{t:?}");
+
+    // An audio-only file.
+    let wav = dir.path().join("tone.wav");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-y"])
+        .arg(&wav)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    let (e, t) = open_err(SourceOptions::new(wav.to_string_lossy().into_owned()));
+    assert_eq!(e.kind, MediaErrorKind::NotVideo, "{e}");
+    assert!(t < Duration::from_secs(5), "{t:?}");
+}
+
+#[test]
+fn unreachable_hosts_are_typed_and_bounded() {
+    init_tracing();
+    // Connection refused: nothing listens on port 1. Credentials never leak.
+    let mut opts = SourceOptions::new("rtsp://admin:hunter22@127.0.0.1:1/x");
+    opts.connect_timeout = Duration::from_secs(5);
+    let (e, t) = open_err(opts);
+    assert_eq!(e.kind, MediaErrorKind::Unreachable, "{e}");
+    assert_eq!(e.retry(), RetryHint::Retry);
+    assert!(t < Duration::from_secs(6), "{t:?}");
+    assert!(!format!("{e} {e:?}").contains("hunter22"), "{e:?}");
+    assert!(e.uri.starts_with("rtsp://***@127.0.0.1:1"), "{}", e.uri);
+
+    // A non-routable address (TEST-NET-1): the connect timeout decides.
+    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+        let mut opts = SourceOptions::new("rtsp://192.0.2.1:554/stream");
+        opts.connect_timeout = Duration::from_secs(2);
+        opts.rtsp_transport = transport;
+        let (e, t) = open_err(opts);
+        assert!(
+            matches!(
+                e.kind,
+                MediaErrorKind::Timeout | MediaErrorKind::Unreachable
+            ),
+            "{e}"
+        );
+        assert_eq!(e.retry(), RetryHint::Retry);
+        assert!(t < Duration::from_secs(5), "{transport:?} took {t:?}");
+    }
+
+    // HTTP to a closed port.
+    let mut opts = SourceOptions::new("http://127.0.0.1:1/clip.mp4");
+    opts.connect_timeout = Duration::from_secs(5);
+    let (e, t) = open_err(opts);
+    assert_eq!(e.kind, MediaErrorKind::Unreachable, "{e}");
+    assert!(t < Duration::from_secs(6), "{t:?}");
+}
+
+#[test]
+fn realtime_pacing_follows_the_clip_rate_and_never_drops() {
+    init_tracing();
+    let mut opts = SourceOptions::new(vtest().to_string_lossy().into_owned());
+    opts.pacing = Pacing::Realtime;
+    let source = Source::open(opts).expect("open");
+    let start = Instant::now();
+    let mut n = 0;
+    while n < 20 {
+        if let SourceEvent::Frame(_) = source.next(Duration::from_secs(2)) {
+            n += 1;
+        }
+    }
+    let t = start.elapsed();
+    // 20 frames at 10 fps ≈ 1.9 s after the first one.
+    assert!(t > Duration::from_millis(1500), "{t:?}");
+    // A slow consumer: the source waits instead of dropping.
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = source.stats();
+    assert_eq!(stats.frames_dropped, 0);
+    assert!(stats.frames_received <= 20 + 6, "{stats:?}");
+    assert!(matches!(
+        source.next(Duration::from_secs(1)),
+        SourceEvent::Frame(_)
+    ));
+}

@@ -1,0 +1,67 @@
+//! `sightline`: the one binary. Parses the command line, sets up logging and dispatches to
+//! the subcommands in `cmd/`.
+
+mod cmd;
+mod logging;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Real-time video inference engine: detection, tracking, rules and annotated RTSP output.
+#[derive(Debug, Parser)]
+#[command(name = "sightline", version, about, long_about = None)]
+struct Cli {
+    /// Server configuration file (TOML). Every field can also be set from the environment as
+    /// SIGHTLINE_<SECTION>__<FIELD>.
+    #[arg(long = "server-config", short = 's', global = true, env = "SIGHTLINE_CONFIG")]
+    server_config: Option<PathBuf>,
+    /// Log format: text or json (default from the server config).
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one source in the foreground: annotated stream on RTSP, events as JSON lines.
+    Run(cmd::run::RunArgs),
+    /// The demo: the sample clip through the shipped model with the example config.
+    Demo(cmd::demo::DemoArgs),
+    /// Detect objects in images.
+    Infer(cmd::infer::InferArgs),
+    /// Manage the model registry.
+    #[command(subcommand)]
+    Models(cmd::models::ModelsCmd),
+    /// Print the JSON Schema of the pipeline config.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server = match sightline_config::ServerConfig::load(cli.server_config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            logging::init("text", "info");
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = cli.log_format.as_deref().unwrap_or(&server.log.format);
+    logging::init(format, &server.log.level);
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::main(&server, a),
+        Command::Demo(a) => cmd::demo::main(&server, a),
+        Command::Infer(a) => cmd::infer::main(&server, a),
+        Command::Models(c) => cmd::models::main(&server, c),
+        Command::Schema => cmd::print_json(&sightline_config::PipelineConfig::json_schema()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the store against real SQLite and PostgreSQL databases.
+
+mod common;
+mod connect;
+mod events;
+mod leases;
+mod outbox;
+mod registry;
+mod runs;
