@@ -53,7 +53,9 @@ async fn open_store(pg: bool, dir: &std::path::Path) -> Store {
     } else {
         format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display())
     };
-    let store = Store::connect(&url, &StoreOptions::default()).await.expect("connect");
+    let store = Store::connect(&url, &StoreOptions::default())
+        .await
+        .expect("connect");
     store.migrate().await.expect("migrate");
     store
         .put_config_version("cfg", &serde_json::json!({}))
@@ -69,11 +71,18 @@ async fn new_run(store: &Store, id: &str) -> RunId {
 }
 
 async fn subscriber(filter: String, arrivals: Arrivals) -> tokio::task::JoinHandle<()> {
-    let mut o = MqttOptions::new(format!("bench-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", 1883);
+    let mut o = MqttOptions::new(
+        format!("bench-{}", uuid::Uuid::new_v4().simple()),
+        "127.0.0.1",
+        1883,
+    );
     o.set_max_packet_size(1 << 20, 1 << 20);
     o.set_inflight(1000);
     let (client, mut el) = AsyncClient::new(o, 10_000);
-    client.subscribe(filter, QoS::AtLeastOnce).await.expect("subscribe");
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let _c = client;
@@ -87,7 +96,11 @@ async fn subscriber(filter: String, arrivals: Arrivals) -> tokio::task::JoinHand
                 }
                 MqEvent::Incoming(Packet::Publish(p)) => {
                     if let Ok(n) = serde_json::from_slice::<Notification>(&p.payload) {
-                        arrivals.lock().expect("lock").entry(n.id).or_insert_with(Instant::now);
+                        arrivals
+                            .lock()
+                            .expect("lock")
+                            .entry(n.id)
+                            .or_insert_with(Instant::now);
                     }
                 }
                 _ => {}
@@ -119,7 +132,9 @@ async fn receiver(arrivals: Arrivals) -> String {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}/hook", l.local_addr().expect("addr"));
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -135,18 +150,32 @@ async fn wait_for(arrivals: &Arrivals, n: usize) {
 }
 
 /// Delivery throughput from a backlog of `n` rows already in the outbox.
-async fn throughput(store: &Store, sink: SinkConfig, arrivals: Arrivals, run: &RunId, n: usize) -> f64 {
+async fn throughput(
+    store: &Store,
+    sink: SinkConfig,
+    arrivals: Arrivals,
+    run: &RunId,
+    n: usize,
+) -> f64 {
     let cfg = NotifySection {
         sinks: vec![sink],
         poll_interval_ms: 10,
         ..NotifySection::default()
     };
     for chunk in make_events(run, n).chunks(500) {
-        store.insert_events_routed(chunk, |e| cfg.route(e)).await.expect("insert");
+        store
+            .insert_events_routed(chunk, |e| cfg.route(e))
+            .await
+            .expect("insert");
     }
     let t = Instant::now();
-    let notifier = Notifier::start(store.clone(), &cfg, Arc::new(SystemClock), std::future::pending())
-        .expect("start");
+    let notifier = Notifier::start(
+        store.clone(),
+        &cfg,
+        Arc::new(SystemClock),
+        std::future::pending(),
+    )
+    .expect("start");
     wait_for(&arrivals, n).await;
     let secs = t.elapsed().as_secs_f64();
     notifier.shutdown().await;
@@ -173,16 +202,40 @@ async fn main() {
     m.topic = format!("bench/{tag}/{{run_id}}/{{type}}");
     m.batch = 500;
     let n = 10_000;
-    let eps = throughput(&store, SinkConfig::Mqtt(m.clone()), arrivals.clone(), &run, n).await;
-    println!("mqtt qos1 throughput: {eps:.0} events/s ({n} events, rounds of {})", m.batch);
+    let eps = throughput(
+        &store,
+        SinkConfig::Mqtt(m.clone()),
+        arrivals.clone(),
+        &run,
+        n,
+    )
+    .await;
+    println!(
+        "mqtt qos1 throughput: {eps:.0} events/s ({n} events, rounds of {})",
+        m.batch
+    );
 
     // End-to-end delay: a pipeline writing 10 events every 20 ms (500 events/s), waking the
     // notifier after each write as the engine's writer does.
     let run = new_run(&store, "bench-e2e").await;
     arrivals.lock().expect("lock").clear();
-    let m2 = MqttSinkConfig { name: "mqtt-e2e".into(), batch: 100, ..m.clone() };
-    let cfg = NotifySection { sinks: vec![SinkConfig::Mqtt(m2)], poll_interval_ms: 200, ..NotifySection::default() };
-    let notifier = Notifier::start(store.clone(), &cfg, Arc::new(SystemClock), std::future::pending()).expect("start");
+    let m2 = MqttSinkConfig {
+        name: "mqtt-e2e".into(),
+        batch: 100,
+        ..m.clone()
+    };
+    let cfg = NotifySection {
+        sinks: vec![SinkConfig::Mqtt(m2)],
+        poll_interval_ms: 200,
+        ..NotifySection::default()
+    };
+    let notifier = Notifier::start(
+        store.clone(),
+        &cfg,
+        Arc::new(SystemClock),
+        std::future::pending(),
+    )
+    .expect("start");
     let waker = notifier.waker();
     let mut produced: HashMap<EventId, Instant> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -190,7 +243,10 @@ async fn main() {
         tick.tick().await;
         let evs = make_events(&run, 10);
         let now = Instant::now();
-        store.insert_events_routed(&evs, |e| cfg.route(e)).await.expect("insert");
+        store
+            .insert_events_routed(&evs, |e| cfg.route(e))
+            .await
+            .expect("insert");
         waker.wake();
         produced.extend(evs.iter().map(|e| (e.id, now)));
     }
@@ -222,6 +278,8 @@ async fn main() {
         w.secret = Some(sightline_notify::Secret::new("k"));
         let n = if batch == 1 { 3000 } else { 10_000 };
         let eps = throughput(&store, SinkConfig::Webhook(w), arrivals, &run, n).await;
-        println!("webhook throughput (batch {batch}, concurrency {conc}): {eps:.0} events/s ({n} events)");
+        println!(
+            "webhook throughput (batch {batch}, concurrency {conc}): {eps:.0} events/s ({n} events)"
+        );
     }
 }

@@ -338,7 +338,10 @@ impl NotifySection {
     /// Checks every sink; errors are pushed with paths under `path` (`notify`).
     pub fn validate(&self, path: &str, e: &mut FieldErrors) {
         if self.poll_interval_ms == 0 || self.poll_interval_ms > 60_000 {
-            e.push(format!("{path}.poll_interval_ms"), "must be within 1..=60000");
+            e.push(
+                format!("{path}.poll_interval_ms"),
+                "must be within 1..=60000",
+            );
         }
         if self.max_outbox_depth == 0 {
             e.push(format!("{path}.max_outbox_depth"), "must be at least 1");

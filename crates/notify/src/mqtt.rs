@@ -295,8 +295,9 @@ impl Worker {
         }
         let started = Instant::now();
         let result = self.publish_round(conn, pubs, &mut remaining).await;
-        let (done, failed): (Vec<usize>, Vec<usize>) =
-            (0..rows.len()).filter(|i| live[*i]).partition(|i| remaining[*i] == 0);
+        let (done, failed): (Vec<usize>, Vec<usize>) = (0..rows.len())
+            .filter(|i| live[*i])
+            .partition(|i| remaining[*i] == 0);
         let ids: Vec<i64> = done.iter().map(|i| rows[*i].id).collect();
         if !ids.is_empty() {
             self.ctx.mark_delivered(&ids).await;

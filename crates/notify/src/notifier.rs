@@ -214,10 +214,12 @@ impl Ctx {
         let plan: Vec<(i64, DateTime<Utc>, bool)> = {
             let mut rng = rand::rng();
             rows.iter()
-                .map(|r| match policy.after_failure(r.attempts.saturating_add(1), now, &mut rng) {
-                    Retry::At(t) => (r.id, t, false),
-                    Retry::Dead => (r.id, now, true),
-                })
+                .map(
+                    |r| match policy.after_failure(r.attempts.saturating_add(1), now, &mut rng) {
+                        Retry::At(t) => (r.id, t, false),
+                        Retry::Dead => (r.id, now, true),
+                    },
+                )
                 .collect()
         };
         let dead = plan.iter().filter(|p| p.2).count() as u64;
@@ -264,7 +266,10 @@ pub struct Notifier {
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notifier")
-            .field("sinks", &self.sinks.iter().map(|s| &s.state.name).collect::<Vec<_>>())
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| &s.state.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

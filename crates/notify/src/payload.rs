@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(v["pts_ns"], 1_500_000_000i64);
         assert_eq!(v["time"], "2025-01-01T00:00:00.123Z");
         assert_eq!(v["box"]["x2"], 3.0);
-        assert!(v["zone"].is_null() && v["count"].is_null(), "present as null");
+        assert!(
+            v["zone"].is_null() && v["count"].is_null(),
+            "present as null"
+        );
         assert_eq!(v.as_object().unwrap().len(), 18);
     }
 }

@@ -55,7 +55,10 @@ impl RetryPolicy {
         }
         let d = self.delay(attempt, rng);
         let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-        Retry::At(now.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC))
+        Retry::At(
+            now.checked_add_signed(d)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 }
 

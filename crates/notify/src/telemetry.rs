@@ -12,13 +12,17 @@ pub(crate) fn delivered(sink: &str, rows: u64, took: Duration) {
         .increment(rows);
     metrics::histogram!("sightline_notify_delivery_seconds", "sink" => sink.to_owned())
         .record(took.as_secs_f64());
-    tracing::debug!(sink, rows, took_ms = took.as_millis() as u64, "notifications delivered");
+    tracing::debug!(
+        sink,
+        rows,
+        took_ms = took.as_millis() as u64,
+        "notifications delivered"
+    );
 }
 
 /// Rows whose delivery attempt failed (retried later, or dead).
 pub(crate) fn failed(sink: &str, rows: u64, dead: u64, error: &str) {
-    metrics::counter!("sightline_notify_failures_total", "sink" => sink.to_owned())
-        .increment(rows);
+    metrics::counter!("sightline_notify_failures_total", "sink" => sink.to_owned()).increment(rows);
     if dead > 0 {
         metrics::counter!("sightline_notify_dead_letters_total", "sink" => sink.to_owned())
             .increment(dead);
@@ -41,8 +45,11 @@ pub(crate) fn connection(sink: &str, connected: bool, error: Option<&str>) {
 pub(crate) fn depth(sink: &str, pending: u64, dead: u64, cap: u64, over: bool, was_over: bool) {
     metrics::gauge!("sightline_outbox_depth", "sink" => sink.to_owned()).set(pending as f64);
     metrics::gauge!("sightline_outbox_dead", "sink" => sink.to_owned()).set(dead as f64);
-    metrics::gauge!("sightline_outbox_over_cap", "sink" => sink.to_owned())
-        .set(if over { 1.0 } else { 0.0 });
+    metrics::gauge!("sightline_outbox_over_cap", "sink" => sink.to_owned()).set(if over {
+        1.0
+    } else {
+        0.0
+    });
     if over && !was_over {
         tracing::warn!(
             sink,

@@ -182,7 +182,10 @@ impl Worker {
             .header(IDEMPOTENCY_HEADER, key)
             .header(ATTEMPT_HEADER, attempt.to_string());
         if let Some(secret) = &self.cfg.secret {
-            req = req.header(SIGNATURE_HEADER, signature(secret.expose().as_bytes(), &body));
+            req = req.header(
+                SIGNATURE_HEADER,
+                signature(secret.expose().as_bytes(), &body),
+            );
         }
         req.body(body)
     }

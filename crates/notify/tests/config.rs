@@ -42,14 +42,19 @@ fn parses_with_defaults_and_masks_secrets() {
     assert_eq!((w.batch, w.max_attempts, w.max_concurrency), (10, 10, 4));
     assert_eq!(w.secret.as_ref().unwrap().expose(), "s3cret");
     let shown = format!("{n:?}") + &serde_json::to_string(&n).unwrap();
-    assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("s3cret"),
+        "{shown}"
+    );
     assert!(shown.contains("***"));
 }
 
 #[test]
 fn unknown_fields_and_kinds_are_refused() {
     let bad = "[[sinks]]\nname = \"a\"\nkind = \"mqtt\"\nhost = \"h\"\ntopik = \"x\"\n";
-    let err = toml::from_str::<NotifySection>(bad).unwrap_err().to_string();
+    let err = toml::from_str::<NotifySection>(bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("topik"), "{err}");
     let bad = "[[sinks]]\nname = \"a\"\nkind = \"smtp\"\n";
     assert!(toml::from_str::<NotifySection>(bad).is_err());
@@ -107,8 +112,14 @@ filter = { classes = [""] }
     ] {
         assert!(paths.contains(&want), "missing {want} in {e}");
     }
-    let topic = e.iter().find(|f| f.path == "notify.sinks[0].topic").unwrap();
-    assert!(topic.message.contains("unknown placeholder {run}"), "{topic}");
+    let topic = e
+        .iter()
+        .find(|f| f.path == "notify.sinks[0].topic")
+        .unwrap();
+    assert!(
+        topic.message.contains("unknown placeholder {run}"),
+        "{topic}"
+    );
     let dup = e.iter().find(|f| f.path == "notify.sinks[1].name").unwrap();
     assert!(dup.message.contains("duplicate"), "{dup}");
     assert_eq!(e.len(), 14, "{e}");
@@ -120,12 +131,20 @@ fn routes_by_type_and_class() {
     let run = RunId::parse("cam").unwrap();
     let mut evs = common::events(&run, 2); // person zone_enter, car line_cross
     assert_eq!(n.route(&evs[0]), ["broker", "crm"]);
-    assert_eq!(n.route(&evs[1]), ["crm"], "car is filtered out of the broker");
+    assert_eq!(
+        n.route(&evs[1]),
+        ["crm"],
+        "car is filtered out of the broker"
+    );
     evs[0].body.kind = EventKind::Dwell;
     assert_eq!(n.route(&evs[0]), ["crm"], "dwell is not a broker type");
     evs[0].body.kind = EventKind::ZoneEnter;
     evs[0].body.class = None;
-    assert_eq!(n.route(&evs[0]), ["crm"], "no class: a class filter does not match");
+    assert_eq!(
+        n.route(&evs[0]),
+        ["crm"],
+        "no class: a class filter does not match"
+    );
     let r = n.router();
     assert_eq!(r.route(&evs[1]), n.route(&evs[1]));
 }

@@ -23,6 +23,7 @@ fn section(sink: MqttSinkConfig) -> NotifySection {
 /// stored in milliseconds while the sink is disconnected); once the broker is back a
 /// subscriber receives every event at least once, and exactly 500 distinct ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)]
 async fn broker_outage_delays_but_loses_nothing() {
     let db = match common::postgres().await {
         Some(db) => db,
@@ -67,22 +68,30 @@ async fn broker_outage_delays_but_loses_nothing() {
         "a batch took {worst:?}: the writer waited on the sink"
     );
     assert_eq!(db.store.outbox_depth("broker").await.unwrap().pending, 500);
-    wait_until(Duration::from_secs(3), "status to show the backlog", || async {
-        let s = &notifier.status()[0];
-        !s.connected && s.pending == 500 && s.last_error.is_some()
-    })
+    wait_until(
+        Duration::from_secs(3),
+        "status to show the backlog",
+        || async {
+            let s = &notifier.status()[0];
+            !s.connected && s.pending == 500 && s.last_error.is_some()
+        },
+    )
     .await;
 
     broker.start().await;
-    wait_until(Duration::from_secs(15), "all 500 at the subscriber", || async {
-        let ids: HashSet<String> = sub
-            .received()
-            .iter()
-            .filter_map(|r| serde_json::from_slice::<Notification>(&r.payload).ok())
-            .map(|n| n.id.to_string())
-            .collect();
-        ids.len() == 500
-    })
+    wait_until(
+        Duration::from_secs(15),
+        "all 500 at the subscriber",
+        || async {
+            let ids: HashSet<String> = sub
+                .received()
+                .iter()
+                .filter_map(|r| serde_json::from_slice::<Notification>(&r.payload).ok())
+                .map(|n| n.id.to_string())
+                .collect();
+            ids.len() == 500
+        },
+    )
     .await;
     let got = sub.received();
     let ids: HashSet<String> = got

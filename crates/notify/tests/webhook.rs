@@ -8,8 +8,7 @@ use common::{Receiver, events, seed_run, wait_until};
 use sightline_core::{Clock, ManualClock, SystemClock};
 use sightline_notify::webhook::{ATTEMPT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use sightline_notify::{
-    Notification, Notifier, NotifySection, Secret, SinkConfig, WebhookSinkConfig,
-    verify_signature,
+    Notification, Notifier, NotifySection, Secret, SinkConfig, WebhookSinkConfig, verify_signature,
 };
 use sightline_store::StoreOptions;
 use std::collections::HashSet;
@@ -198,7 +197,10 @@ async fn dead_letters_after_max_attempts() {
     assert_eq!(rx.hits().len(), 6, "two attempts each");
     let dead = db.store.list_dead_letters(Some("hook"), 10).await.unwrap();
     assert_eq!(dead.len(), 3);
-    assert!(dead.iter().all(|r| r.last_error.as_deref() == Some("HTTP 500 Internal Server Error")));
+    assert!(
+        dead.iter()
+            .all(|r| r.last_error.as_deref() == Some("HTTP 500 Internal Server Error"))
+    );
     wait_until(Duration::from_secs(3), "status", || async {
         let s = &n.status()[0];
         s.dead == 3 && s.pending == 0 && !s.connected && s.last_error.is_some()
@@ -247,14 +249,9 @@ async fn restart_delivers_what_was_left() {
     assert!(left > 0 && left < 60, "{left} left");
 
     let (tx, stop) = tokio::sync::oneshot::channel::<()>();
-    let second = Notifier::start(
-        db.store.clone(),
-        &cfg,
-        Arc::new(SystemClock),
-        async move {
-            let _ = stop.await;
-        },
-    )
+    let second = Notifier::start(db.store.clone(), &cfg, Arc::new(SystemClock), async move {
+        let _ = stop.await;
+    })
     .unwrap();
     wait_until(Duration::from_secs(10), "the rest delivered", || async {
         db.store.outbox_depth("hook").await.unwrap().pending == 0
@@ -266,7 +263,11 @@ async fn restart_delivers_what_was_left() {
         let batch: Vec<Notification> = serde_json::from_slice(&h.body).unwrap();
         assert!(!batch.is_empty() && batch.len() <= 3);
         assert!(header(&h, IDEMPOTENCY_HEADER).starts_with("batch-"));
-        assert!(verify_signature(SECRET.as_bytes(), &h.body, header(&h, SIGNATURE_HEADER)));
+        assert!(verify_signature(
+            SECRET.as_bytes(),
+            &h.body,
+            header(&h, SIGNATURE_HEADER)
+        ));
         received += batch.len();
         ids.extend(batch.into_iter().map(|n| n.id));
     }

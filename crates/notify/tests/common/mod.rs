@@ -21,7 +21,10 @@ pub struct Db {
 
 pub async fn sqlite_with(opts: StoreOptions) -> Db {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("db.sqlite").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("db.sqlite").display()
+    );
     let store = Store::connect(&url, &opts).await.unwrap();
     store.migrate().await.unwrap();
     Db {
@@ -53,7 +56,9 @@ impl Drop for PgGuard {
             rt.block_on(async move {
                 if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut c)
+                        .await;
                 }
             });
         })
@@ -66,25 +71,23 @@ impl Drop for PgGuard {
 pub async fn postgres() -> Option<Db> {
     let admin = std::env::var("SIGHTLINE_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let mut c = match tokio::time::timeout(
-        Duration::from_secs(5),
-        sqlx::PgConnection::connect(&admin),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        other => {
-            let why = match other {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".into(),
-            };
-            if std::env::var("SIGHTLINE_REQUIRE_PG").is_ok_and(|v| v == "1") {
-                panic!("PostgreSQL at {admin} required but unreachable: {why}");
+    let mut c =
+        match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin))
+            .await
+        {
+            Ok(Ok(c)) => c,
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".into(),
+                };
+                if std::env::var("SIGHTLINE_REQUIRE_PG").is_ok_and(|v| v == "1") {
+                    panic!("PostgreSQL at {admin} required but unreachable: {why}");
+                }
+                eprintln!("!!! SKIPPING PostgreSQL test: {admin} unreachable ({why})");
+                return None;
             }
-            eprintln!("!!! SKIPPING PostgreSQL test: {admin} unreachable ({why})");
-            return None;
-        }
-    };
+        };
     let name = format!("sightline_notify_{}", uuid::Uuid::new_v4().simple());
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut c)
@@ -96,7 +99,9 @@ pub async fn postgres() -> Option<Db> {
     };
     let base = &admin[..admin.rfind('/').unwrap()];
     let url = format!("{base}/{name}");
-    let store = Store::connect(&url, &StoreOptions::default()).await.unwrap();
+    let store = Store::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     Some(Db {
         store,
@@ -193,6 +198,9 @@ impl Broker {
             dir.path().display()
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+        // Mosquitto started as root drops to its own user: let it write its database.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         Broker {
             port,
             dir,
@@ -211,9 +219,15 @@ impl Broker {
             .expect("mosquitto installed");
         self.child = Some(child);
         let port = self.port;
-        wait_until(Duration::from_secs(5), "mosquitto to listen", || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-        })
+        wait_until(
+            Duration::from_secs(5),
+            "mosquitto to listen",
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            },
+        )
         .await;
     }
 
@@ -233,14 +247,19 @@ impl Broker {
 
 /// Ensures the shared broker on 127.0.0.1:1883 runs (starts the system one if down).
 pub async fn system_broker() {
-    if tokio::net::TcpStream::connect("127.0.0.1:1883").await.is_ok() {
+    if tokio::net::TcpStream::connect("127.0.0.1:1883")
+        .await
+        .is_ok()
+    {
         return;
     }
     let _ = std::process::Command::new("mosquitto")
         .args(["-d", "-c", "/etc/mosquitto/mosquitto.conf"])
         .status();
     wait_until(Duration::from_secs(5), "system mosquitto", || async {
-        tokio::net::TcpStream::connect("127.0.0.1:1883").await.is_ok()
+        tokio::net::TcpStream::connect("127.0.0.1:1883")
+            .await
+            .is_ok()
     })
     .await;
 }
