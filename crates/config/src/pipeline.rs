@@ -208,12 +208,9 @@ impl PipelineConfig {
             }
         }
         self.tracker.validate("tracker", &mut e);
-        if let Err(errs) = sightline_analytics::validate(
-            &self.zones,
-            &self.lines,
-            &self.rules,
-            names.as_deref(),
-        ) {
+        if let Err(errs) =
+            sightline_analytics::validate(&self.zones, &self.lines, &self.rules, names.as_deref())
+        {
             e.extend(errs);
         }
         self.draw.validate("draw", &mut e);
@@ -222,7 +219,10 @@ impl PipelineConfig {
             e.push("output.bitrate_kbps", "must be at least 50");
         }
         if !(o.keyframe_interval_s > 0.0 && o.keyframe_interval_s <= 10.0) {
-            e.push("output.keyframe_interval_s", "must be within (0, 10] seconds");
+            e.push(
+                "output.keyframe_interval_s",
+                "must be within (0, 10] seconds",
+            );
         }
         if let Some(p) = &o.mp4
             && !p.ends_with(".mp4")

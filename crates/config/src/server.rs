@@ -282,7 +282,9 @@ impl ServerConfig {
         }
         if let Some(url) = &self.database_url {
             let u = url.expose();
-            if !(u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:"))
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:"))
             {
                 e.push(
                     "database_url",

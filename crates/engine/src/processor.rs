@@ -64,7 +64,8 @@ impl FrameProcessor {
         let labels = model.labels().clone();
         let detect = detect_options(&config, &labels);
         let client = model.client(2);
-        let painter = Painter::new(config.draw.clone()).map_err(|e| StageError::Overlay(e.to_string()))?;
+        let painter =
+            Painter::new(config.draw.clone()).map_err(|e| StageError::Overlay(e.to_string()))?;
         Ok(FrameProcessor {
             tracker: Tracker::new(config.tracker.clone()),
             config,
@@ -95,7 +96,11 @@ impl FrameProcessor {
 
     /// Applies a new config version at a frame boundary. The tracker keeps its tracks unless
     /// its own settings changed; rule state restarts with the new rules.
-    pub fn reconfigure(&mut self, config: Arc<PipelineConfig>, model: Arc<LoadedModel>) -> Result<(), StageError> {
+    pub fn reconfigure(
+        &mut self,
+        config: Arc<PipelineConfig>,
+        model: Arc<LoadedModel>,
+    ) -> Result<(), StageError> {
         if !Arc::ptr_eq(&model, &self.model) {
             self.labels = model.labels().clone();
             self.client = model.client(2);
@@ -126,7 +131,10 @@ impl FrameProcessor {
 
         let t0 = Instant::now();
         let tracks: &[Track] = if infer_now {
-            let dets = self.client.submit(frame, &self.detect)?.wait(self.infer_timeout)?;
+            let dets = self
+                .client
+                .submit(frame, &self.detect)?
+                .wait(self.infer_timeout)?;
             t.infer = t0.elapsed();
             t.inferred = true;
             let t1 = Instant::now();
@@ -159,7 +167,14 @@ impl FrameProcessor {
         t.rules = t2.elapsed();
 
         let t3 = Instant::now();
-        draw(&mut self.painter, frame, tracks, &self.labels, rules, status);
+        draw(
+            &mut self.painter,
+            frame,
+            tracks,
+            &self.labels,
+            rules,
+            status,
+        );
         t.draw = t3.elapsed();
         Ok((events, t))
     }
@@ -198,7 +213,8 @@ fn draw(
     rules: &RuleEngine,
     status: &StatusText,
 ) {
-    let names: Vec<std::borrow::Cow<'_, str>> = tracks.iter().map(|t| labels.name(t.class_id)).collect();
+    let names: Vec<std::borrow::Cow<'_, str>> =
+        tracks.iter().map(|t| labels.name(t.class_id)).collect();
     let objects: Vec<SceneObject<'_>> = tracks
         .iter()
         .zip(&names)
@@ -218,7 +234,10 @@ fn draw(
         .map(|z| SceneZone {
             name: &z.name,
             polygon: &z.polygon,
-            color: z.color.as_deref().and_then(sightline_overlay::Color::from_hex),
+            color: z
+                .color
+                .as_deref()
+                .and_then(sightline_overlay::Color::from_hex),
             count: Some(z.occupancy),
         })
         .collect();

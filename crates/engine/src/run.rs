@@ -247,14 +247,12 @@ impl RunLoop {
         } else {
             Pacing::Live
         });
-        SourceOptions {
-            uri: self.spec.source_uri.clone(),
-            pacing,
-            loop_file: self.spec.loop_file,
-            connect_timeout: Duration::from_secs_f64(c.connect.timeout_s),
-            stall_timeout: Duration::from_secs_f64(c.watchdog.stall_timeout_s.min(c.connect.timeout_s.max(5.0))),
-            ..SourceOptions::default()
-        }
+        let mut o = SourceOptions::new(self.spec.source_uri.clone()).with_pacing(pacing);
+        o.loop_file = self.spec.loop_file;
+        o.connect_timeout = Duration::from_secs_f64(c.connect.timeout_s);
+        o.stall_timeout =
+            Duration::from_secs_f64(c.watchdog.stall_timeout_s.min(c.connect.timeout_s.max(5.0)));
+        o
     }
 
     fn run(mut self) -> RunOutcome {
@@ -311,7 +309,11 @@ impl RunLoop {
         }
         Err(RunOutcome::failed(
             "source_unreachable",
-            format!("{} after {} attempts: {last}", mask_uri(&self.spec.source_uri), policy.attempts),
+            format!(
+                "{} after {} attempts: {last}",
+                mask_uri(&self.spec.source_uri),
+                policy.attempts
+            ),
         ))
     }
 
@@ -327,7 +329,12 @@ impl RunLoop {
         None
     }
 
-    fn start_output(&mut self, width: u32, height: u32, fps: Option<f64>) -> Result<(), RunOutcome> {
+    fn start_output(
+        &mut self,
+        width: u32,
+        height: u32,
+        fps: Option<f64>,
+    ) -> Result<(), RunOutcome> {
         let c = &self.spec.config.output;
         self.out_fps = fps.filter(|f| *f > 0.0 && f.is_finite()).unwrap_or(25.0);
         let mount: Option<Mount> = match (&self.ctx.rtsp, c.rtsp) {
@@ -340,22 +347,22 @@ impl RunLoop {
         };
         let mp4_path = c.mp4.as_ref().map(|p| {
             let p = PathBuf::from(p.replace("{run_id}", self.spec.run_id.as_str()));
-            if p.is_absolute() { p } else { self.ctx.data_dir.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                self.ctx.data_dir.join(p)
+            }
         });
         if let Some(p) = mp4_path.as_ref().and_then(|p| p.parent()) {
             let _ = std::fs::create_dir_all(p);
         }
-        let out = Output::start(OutputOptions {
-            width,
-            height,
-            fps: self.out_fps,
-            mount,
-            mp4_path,
-            bitrate_kbps: c.bitrate_kbps,
-            keyframe_interval: Duration::from_secs_f64(c.keyframe_interval_s),
-            ..OutputOptions::default()
-        })
-        .map_err(|e| RunOutcome::failed("internal", format!("output: {e}")))?;
+        let mut opts = OutputOptions::new(width, height, self.out_fps);
+        opts.mount = mount;
+        opts.mp4_path = mp4_path;
+        opts.bitrate_kbps = c.bitrate_kbps;
+        opts.keyframe_interval = Duration::from_secs_f64(c.keyframe_interval_s);
+        let out = Output::start(opts)
+            .map_err(|e| RunOutcome::failed("internal", format!("output: {e}")))?;
         self.output = Some(out);
         Ok(())
     }
@@ -437,7 +444,11 @@ impl RunLoop {
         }
     }
 
-    fn apply_config(&mut self, cfg: Arc<PipelineConfig>, proc: &mut FrameProcessor) -> Result<(), RunOutcome> {
+    fn apply_config(
+        &mut self,
+        cfg: Arc<PipelineConfig>,
+        proc: &mut FrameProcessor,
+    ) -> Result<(), RunOutcome> {
         let model: Arc<LoadedModel> = self
             .ctx
             .models
@@ -484,7 +495,9 @@ impl RunLoop {
         }
         .emit();
         if !events.is_empty() {
-            status.events.fetch_add(events.len() as u64, Ordering::Relaxed);
+            status
+                .events
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
             let stamped = stamp(&self.spec.run_id, self.ctx.clock.as_ref(), events);
             if let Err(e) = self.ctx.events.emit(&stamped) {
                 return Flow::End(RunOutcome::failed("internal", e.to_string()));
@@ -570,11 +583,16 @@ impl RunLoop {
                     return Err(o);
                 }
                 self.push_slate(proc, &detail);
-                self.ctx.clock.sleep(slate_every.min(until.saturating_duration_since(self.ctx.clock.now())));
+                self.ctx
+                    .clock
+                    .sleep(slate_every.min(until.saturating_duration_since(self.ctx.clock.now())));
             }
             // Try, streaming the slate while the open is in progress.
             self.ctx.status.reconnects.fetch_add(1, Ordering::Relaxed);
-            crate::telemetry::Reconnect { run: &self.spec.run_id }.emit();
+            crate::telemetry::Reconnect {
+                run: &self.spec.run_id,
+            }
+            .emit();
             let opts = self.source_options();
             let (tx, rx) = crossbeam_channel::bounded(1);
             let spawned = std::thread::Builder::new()

@@ -219,7 +219,11 @@ impl FpsMeter {
         match (self.times.front(), self.times.len()) {
             (Some(&first), n) if n > 1 => {
                 let span = now.duration_since(first).as_secs_f64();
-                if span > 0.0 { (n - 1) as f64 / span } else { 0.0 }
+                if span > 0.0 {
+                    (n - 1) as f64 / span
+                } else {
+                    0.0
+                }
             }
             _ => 0.0,
         }

@@ -209,7 +209,8 @@ impl Engine {
     /// Runs until `shutdown` resolves, then releases every run and returns.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         let spill_dir = self.opts.data_dir.join("spill");
-        let recovered = crate::writer::recover_spilled(&self.store, &spill_dir, &self.opts.sinks).await;
+        let recovered =
+            crate::writer::recover_spilled(&self.store, &spill_dir, &self.opts.sinks).await;
         if recovered > 0 {
             tracing::info!(events = recovered, "recovered spilled events");
         }
@@ -254,15 +255,12 @@ impl Engine {
                 _ = reap.tick() => self.reap(),
                 Some(r) = self.reports_rx.recv() => self.persist(r).await,
                 notice = recv_notice(&mut listener) => {
-                    match notice {
-                        Ok(()) => {
-                            self.claim(&events_tx).await;
-                            self.follow_desired_state().await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "LISTEN connection lost; polling only");
-                            listener = None;
-                        }
+                    if notice {
+                        self.claim(&events_tx).await;
+                        self.follow_desired_state().await;
+                    } else {
+                        tracing::warn!("LISTEN connection lost; polling only");
+                        listener = None;
                     }
                 }
             }
@@ -342,7 +340,11 @@ impl Engine {
         }
         let claimed = match self
             .store
-            .claim_runs(&self.opts.worker_id, self.opts.max_runs, self.opts.lease_ttl)
+            .claim_runs(
+                &self.opts.worker_id,
+                self.opts.max_runs,
+                self.opts.lease_ttl,
+            )
             .await
         {
             Ok(c) => c,
@@ -371,7 +373,8 @@ impl Engine {
             Ok(c) => match PipelineConfig::from_json(&c.body.to_string()) {
                 Ok(cfg) => cfg,
                 Err(e) => {
-                    self.fail_unstarted(&rec, "invalid_config", &e.to_string()).await;
+                    self.fail_unstarted(&rec, "invalid_config", &e.to_string())
+                        .await;
                     return;
                 }
             },
@@ -387,7 +390,13 @@ impl Engine {
                 tracing::warn!(error = %e, "cannot read the run's config; will retry");
                 let _ = self
                     .store
-                    .transition(&id, &self.opts.worker_id, rec.state, RunState::Pending, "config_unavailable")
+                    .transition(
+                        &id,
+                        &self.opts.worker_id,
+                        rec.state,
+                        RunState::Pending,
+                        "config_unavailable",
+                    )
                     .await;
                 return;
             }
@@ -395,7 +404,8 @@ impl Engine {
         let options: RunOptions = match serde_json::from_value(rec.output.clone()) {
             Ok(o) => o,
             Err(e) => {
-                self.fail_unstarted(&rec, "invalid_config", &format!("output: {e}")).await;
+                self.fail_unstarted(&rec, "invalid_config", &format!("output: {e}"))
+                    .await;
                 return;
             }
         };
@@ -420,7 +430,14 @@ impl Engine {
             pacing,
             loop_file: options.loop_file,
         };
-        self.spawn_pipeline(spec, rec.state, rec.config_name.clone(), rec.config_version, stall_timeout, events_tx);
+        self.spawn_pipeline(
+            spec,
+            rec.state,
+            rec.config_name.clone(),
+            rec.config_version,
+            stall_timeout,
+            events_tx,
+        );
     }
 
     fn spawn_pipeline(
@@ -512,7 +529,13 @@ impl Engine {
         if r.to == RunState::Stopped && from != RunState::Stopping {
             if let Ok(_rec) = self
                 .store
-                .transition(&r.run, &self.opts.worker_id, from, RunState::Stopping, Reason::new("stop_requested"))
+                .transition(
+                    &r.run,
+                    &self.opts.worker_id,
+                    from,
+                    RunState::Stopping,
+                    Reason::new("stop_requested"),
+                )
                 .await
             {
                 a.state = RunState::Stopping;
@@ -630,7 +653,13 @@ impl Engine {
             // The stuck thread is abandoned: its late reports carry an old generation.
             match self
                 .store
-                .transition(&id, &self.opts.worker_id, a.state, RunState::Starting, Reason::new("stalled"))
+                .transition(
+                    &id,
+                    &self.opts.worker_id,
+                    a.state,
+                    RunState::Starting,
+                    Reason::new("stalled"),
+                )
                 .await
             {
                 Ok(rec) => self.start(rec, events_tx).await,
@@ -658,7 +687,11 @@ impl Engine {
         while let Ok(r) = self.reports_rx.try_recv() {
             self.persist(r).await;
         }
-        let stuck = self.active.values().filter(|a| !a.handle.is_finished()).count();
+        let stuck = self
+            .active
+            .values()
+            .filter(|a| !a.handle.is_finished())
+            .count();
         if stuck > 0 {
             tracing::error!(stuck, "pipelines did not stop in time; abandoning them");
         }
@@ -669,9 +702,10 @@ impl Engine {
     }
 }
 
-async fn recv_notice(l: &mut Option<sightline_store::RunListener>) -> Result<(), StoreError> {
+/// `true` for a notice, `false` when the LISTEN connection closed.
+async fn recv_notice(l: &mut Option<sightline_store::RunListener>) -> bool {
     match l {
-        Some(l) => l.recv().await.map(|_| ()),
+        Some(l) => l.recv().await.is_some(),
         None => std::future::pending().await,
     }
 }

@@ -67,7 +67,9 @@ impl FrameTaps {
                 Some(t) if t > now => {}
                 _ => return,
             }
-            if s.last_copy.is_some_and(|l| now.duration_since(l) < self.min_gap) {
+            if s.last_copy
+                .is_some_and(|l| now.duration_since(l) < self.min_gap)
+            {
                 return;
             }
             s.last_copy = Some(now);
@@ -91,13 +93,19 @@ mod tests {
         assert!(t.latest(Duration::from_secs(1)).is_none(), "nobody asked");
         t.request();
         t.offer(&f);
-        assert_eq!(t.latest(Duration::from_secs(1)).unwrap().pixel(0, 0), [1, 2, 3]);
+        assert_eq!(
+            t.latest(Duration::from_secs(1)).unwrap().pixel(0, 0),
+            [1, 2, 3]
+        );
 
         let slow = FrameTaps::new(0.5);
         slow.request();
         slow.offer(&f);
         let g = Frame::filled(4, 4, [9, 9, 9], Pts::ZERO);
         slow.offer(&g);
-        assert_eq!(slow.latest(Duration::from_secs(1)).unwrap().pixel(0, 0), [1, 2, 3]);
+        assert_eq!(
+            slow.latest(Duration::from_secs(1)).unwrap().pixel(0, 0),
+            [1, 2, 3]
+        );
     }
 }

@@ -119,8 +119,12 @@ fn spill(dir: &Path, events: &[Event]) {
         std::fs::write(&path, text)
     });
     match res {
-        Ok(()) => tracing::error!(path = %path.display(), events = events.len(), "database unreachable at shutdown: events spilled to disk, inserted at next start"),
-        Err(e) => tracing::error!(error = %e, events = events.len(), "events could not be written or spilled"),
+        Ok(()) => {
+            tracing::error!(path = %path.display(), events = events.len(), "database unreachable at shutdown: events spilled to disk, inserted at next start")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, events = events.len(), "events could not be written or spilled")
+        }
     }
 }
 

@@ -227,10 +227,14 @@ impl Worker {
         self.ctx.refresh_depth(true).await;
     }
 
-    async fn establish(&self) -> Result<Conn, String> {
+    async fn establish(&mut self) -> Result<Conn, String> {
         let opts = options(&self.cfg, &self.client_id)?;
         let mut conn = connect(opts, self.cfg.batch as usize * 2 + 16);
-        match tokio::time::timeout(CONNECT_TIMEOUT, conn.events.recv()).await {
+        let first = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, conn.events.recv()) => r,
+            _ = self.ctx.stopped() => return Err("stopping".into()),
+        };
+        match first {
             Ok(Some(ConnEvent::Connected)) => Ok(conn),
             Ok(Some(ConnEvent::Lost(e))) => Err(e),
             Ok(Some(other)) => Err(format!("unexpected {other:?} before CONNACK")),

@@ -124,6 +124,15 @@ impl Ctx {
         *self.stop.borrow()
     }
 
+    /// Resolves once the notifier is asked to stop (or its handle is gone).
+    pub(crate) async fn stopped(&mut self) {
+        while !*self.stop.borrow_and_update() {
+            if self.stop.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Waits for a wake-up, the poll interval or the stop signal. Returns false when
     /// stopping.
     pub(crate) async fn idle(&mut self) -> bool {

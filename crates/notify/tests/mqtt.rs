@@ -213,3 +213,40 @@ async fn qos_levels_topics_and_retained_occupancy() {
     })
     .await;
 }
+
+/// A broker that does not answer at start: the notifier starts anyway, the sink shows as
+/// disconnected with the reason, rows wait in the outbox, and shutdown does not hang on the
+/// reconnect loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_broker_at_start() {
+    let db = common::sqlite().await;
+    let run = seed_run(&db.store, "cam-3").await;
+    let mut sink = MqttSinkConfig::new("down", "127.0.0.1", common::free_port());
+    sink.reconnect_min_ms = 20;
+    sink.reconnect_max_ms = 100;
+    let cfg = section(sink);
+    let notifier = Notifier::start(
+        db.store.clone(),
+        &cfg,
+        Arc::new(SystemClock),
+        std::future::pending(),
+    )
+    .unwrap();
+    db.store
+        .insert_events_routed(&events(&run, 5), |e| cfg.route(e))
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(3), "disconnected status", || async {
+        let s = &notifier.status()[0];
+        !s.connected
+            && s.pending == 5
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("refused"))
+    })
+    .await;
+    let t = Instant::now();
+    notifier.shutdown().await;
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(db.store.outbox_depth("down").await.unwrap().pending, 5);
+}

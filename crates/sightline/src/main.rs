@@ -14,7 +14,12 @@ use std::process::ExitCode;
 struct Cli {
     /// Server configuration file (TOML). Every field can also be set from the environment as
     /// SIGHTLINE_<SECTION>__<FIELD>.
-    #[arg(long = "server-config", short = 's', global = true, env = "SIGHTLINE_CONFIG")]
+    #[arg(
+        long = "server-config",
+        short = 's',
+        global = true,
+        env = "SIGHTLINE_CONFIG"
+    )]
     server_config: Option<PathBuf>,
     /// Log format: text or json (default from the server config).
     #[arg(long, global = true)]
@@ -34,6 +39,21 @@ enum Command {
     /// Manage the model registry.
     #[command(subcommand)]
     Models(cmd::models::ModelsCmd),
+    /// The persistent engine: claims runs from the database and runs them (the HTTP API
+    /// joins it in a later release).
+    Serve(cmd::serve::EngineArgs),
+    /// The engine only, for scale-out on more machines (same database).
+    Worker(cmd::serve::EngineArgs),
+    /// Create or upgrade the database schema and exit.
+    Migrate,
+    /// Manage runs in the database (a worker picks them up).
+    #[command(subcommand)]
+    Runs(cmd::runs::RunsCmd),
+    /// Manage pipeline configs in the database.
+    #[command(subcommand)]
+    Configs(cmd::runs::ConfigsCmd),
+    /// Stored events as JSON lines.
+    Events(cmd::events::EventsArgs),
     /// Print the JSON Schema of the pipeline config.
     Schema,
 }
@@ -55,6 +75,11 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::main(&server, a),
         Command::Infer(a) => cmd::infer::main(&server, a),
         Command::Models(c) => cmd::models::main(&server, c),
+        Command::Serve(a) | Command::Worker(a) => cmd::serve::main(&server, a),
+        Command::Migrate => cmd::serve::migrate(&server),
+        Command::Runs(c) => cmd::runs::main(&server, c),
+        Command::Configs(c) => cmd::runs::configs_main(&server, c),
+        Command::Events(a) => cmd::events::main(&server, a),
         Command::Schema => cmd::print_json(&sightline_config::PipelineConfig::json_schema()),
     };
     match result {

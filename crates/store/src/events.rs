@@ -176,7 +176,7 @@ async fn insert_batch(
     tx: &mut Tx,
     now: i64,
     events: &[Event],
-    route: &dyn Fn(&Event) -> Vec<String>,
+    route: &(dyn Fn(&Event) -> Vec<String> + Send + Sync),
 ) -> Result<u64> {
     let mut inserted = 0;
     for chunk in events.chunks(EVENT_CHUNK) {
@@ -268,7 +268,7 @@ impl Store {
     pub async fn insert_events_routed(
         &self,
         events: &[Event],
-        route: impl Fn(&Event) -> Vec<String>,
+        route: impl Fn(&Event) -> Vec<String> + Send + Sync,
     ) -> Result<u64> {
         if events.is_empty() {
             return Ok(0);

@@ -1,12 +1,21 @@
 //! `sightline demo`: the sample clip (`samples/vtest.avi`) through the shipped NanoDet model
 //! with the example config (`configs/demo.toml`: a line across the walkway, a zone on the
-//! lawn, a dwell rule), looped, published on RTSP.
+//! lawn, dwell, crowd and vehicle rules), looped, published on RTSP, with every event stored
+//! in the embedded SQLite database (`data/sightline.db`).
+//!
+//! It is the real engine, not a special path: the config is stored as a version of `demo`,
+//! the run `demo` is created in the store, and the supervisor claims and runs it exactly as
+//! `sightline serve` would. Stored events are echoed to stdout as JSON lines.
 
+use super::serve::{EngineArgs, prepare, run_engine, runtime};
+use anyhow::Context;
 use clap::Args;
-use sightline_config::{PipelineConfig, ServerConfig};
+use sightline_config::ServerConfig;
 use sightline_core::RunId;
+use sightline_store::{NewRun, SourceUri, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -16,12 +25,12 @@ pub struct DemoArgs {
     /// RTSP port (default from the server config, 8554).
     #[arg(long)]
     pub rtsp_port: Option<u16>,
-    /// Write events as JSON lines to this file instead of stdout.
-    #[arg(long)]
-    pub events: Option<PathBuf>,
     /// Also record to this MP4 file.
     #[arg(long)]
     pub mp4: Option<PathBuf>,
+    /// Do not echo events to stdout.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Finds a file shipped with the repository: next to the executable's install prefix,
@@ -35,32 +44,122 @@ pub fn shipped(rel: &str) -> Option<PathBuf> {
         c.push(d.join("../share/sightline").join(rel));
     }
     c.push(PathBuf::from(rel));
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel));
-    c.into_iter().find(|p| p.exists())
+    c.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel),
+    );
+    c.into_iter()
+        .find(|p| p.exists())
+        .and_then(|p| std::path::absolute(p).ok())
 }
+
+const RUN_ID: &str = "demo";
 
 pub fn main(server: &ServerConfig, a: DemoArgs) -> anyhow::Result<ExitCode> {
     let clip = shipped("samples/vtest.avi")
         .ok_or_else(|| anyhow::anyhow!("samples/vtest.avi not found (run from the repository)"))?;
     let cfg_path = shipped("configs/demo.toml")
         .ok_or_else(|| anyhow::anyhow!("configs/demo.toml not found (run from the repository)"))?;
-    let config = PipelineConfig::from_file(&cfg_path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
-    let mut outputs = vec!["rtsp".to_owned()];
-    if let Some(p) = &a.mp4 {
-        outputs.push(p.display().to_string());
+    runtime()?.block_on(async {
+        let p = prepare(
+            server,
+            &EngineArgs {
+                max_runs: None,
+                rtsp_port: a.rtsp_port,
+            },
+        )
+        .await?;
+        let version = super::runs::put_config_file(&p.store, "demo", &cfg_path).await?;
+        let id = RunId::parse(RUN_ID).map_err(anyhow::Error::msg)?;
+        ensure_run(&p.store, &id, &clip, version, &a).await?;
+        let url = p.rtsp.url(&format!("/runs/{RUN_ID}"));
+        tracing::info!(%url, "demo: watch with `ffplay -rtsp_transport tcp {url}`");
+        tracing::info!(
+            database = %sightline_store::redact_url(p.store.url()),
+            "demo: events are stored; list them with `sightline events --run demo`"
+        );
+        if !a.quiet {
+            let mut rx = p.shared.subscribe_events();
+            tokio::spawn(async move {
+                while let Ok(ev) = rx.recv().await {
+                    if let Ok(line) = serde_json::to_string(&ev) {
+                        super::say(&line);
+                    }
+                }
+            });
+        }
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        if a.once {
+            // Ends the engine when the run is finished.
+            let store = p.store.clone();
+            let watch_id = id.clone();
+            let shared = p.shared.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if let Ok(r) = store.get_run(&watch_id).await
+                        && r.state.is_terminal()
+                        && shared.status(&watch_id).is_none()
+                    {
+                        tracing::info!(state = %r.state, "demo: run finished");
+                        stop.notify_one();
+                        break;
+                    }
+                }
+            });
+        }
+        run_engine(p, Some(stop)).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Creates the run `demo`, or replaces a finished one; a run left `pending` by an earlier
+/// demo is resumed as it is.
+async fn ensure_run(
+    store: &Store,
+    id: &RunId,
+    clip: &Path,
+    version: i64,
+    a: &DemoArgs,
+) -> anyhow::Result<()> {
+    match store.get_run(id).await {
+        Ok(r) if r.state.is_terminal() || a.once => {
+            if r.state.is_active() && r.state != sightline_core::RunState::Pending {
+                tracing::warn!(state = %r.state, "demo: run is owned by another (or a killed) demo; waiting for its lease to expire");
+            } else {
+                store
+                    .delete_run(id)
+                    .await
+                    .context("replacing the finished demo run")?;
+            }
+        }
+        Ok(r) => {
+            if r.config_version != version {
+                store.set_run_config_version(id, version).await?;
+            }
+            tracing::info!(state = %r.state, "demo: resuming the run");
+            return Ok(());
+        }
+        Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
-    super::run::run_foreground(
-        server,
-        super::run::Foreground {
-            source: clip.display().to_string(),
-            config,
-            outputs,
-            events: a.events,
-            id: RunId::parse("demo").map_err(anyhow::Error::msg)?,
-            rtsp_port: a.rtsp_port.unwrap_or(server.rtsp.port),
-            loop_file: !a.once,
-            fast: false,
-        },
-    )
+    if store.get_run(id).await.is_ok() {
+        return Ok(());
+    }
+    store
+        .create_run(NewRun {
+            id: Some(id.clone()),
+            source: SourceUri::new(format!("file://{}", clip.display()))?,
+            config_name: "demo".into(),
+            config_version: Some(version),
+            models: vec!["nanodet-m-416".into()],
+            output: serde_json::json!({
+                "loop": !a.once,
+                "mp4": a.mp4.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()),
+            }),
+        })
+        .await?;
+    Ok(())
 }

@@ -35,7 +35,10 @@ pub struct InferArgs {
 
 pub fn main(server: &ServerConfig, a: InferArgs) -> anyhow::Result<ExitCode> {
     let models = ModelCache::open(&server.inference, &server.data_dir)?;
-    let name = a.model.clone().unwrap_or_else(|| server.inference.default_model.clone());
+    let name = a
+        .model
+        .clone()
+        .unwrap_or_else(|| server.inference.default_model.clone());
     let model = models.get(&name)?;
     let client = model.client(1);
     let opts = DetectOptions {

@@ -1,9 +1,12 @@
 //! Subcommands. Each returns the process exit code; errors are logged by `main`.
 
 pub mod demo;
+pub mod events;
 pub mod infer;
 pub mod models;
 pub mod run;
+pub mod runs;
+pub mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -7,8 +7,8 @@ use clap::Args;
 use sightline_config::{PipelineConfig, ServerConfig};
 use sightline_core::RunId;
 use sightline_engine::{
-    Control, EventSink, FrameTaps, JsonLinesSink, LogObserver, ModelCache, RunContext,
-    RunOutcome, RunSpec, RunStatus,
+    Control, EventSink, FrameTaps, JsonLinesSink, LogObserver, ModelCache, RunContext, RunOutcome,
+    RunSpec, RunStatus,
 };
 use sightline_media::{Pacing, RtspServer, mask_uri};
 use std::path::PathBuf;
@@ -58,8 +58,9 @@ pub struct Foreground {
 
 pub fn main(server: &ServerConfig, a: RunArgs) -> anyhow::Result<ExitCode> {
     let config = match &a.config {
-        Some(p) => PipelineConfig::from_file(p)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        Some(p) => {
+            PipelineConfig::from_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
         None => PipelineConfig::default(),
     };
     let id = match &a.id {
@@ -164,7 +165,9 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(rt) = rt {
                     rt.block_on(wait_for_signal());
                     let _ = tx.send(());

@@ -1,7 +1,7 @@
 //! Hardware codec check: which NVIDIA elements registered, and whether the automatic
 //! encoder choice and decoder ranking actually use them end to end.
 //!
-//! `cargo run -p sightline-media --example gpu_check --release`
+//! `cargo run -p sightline-media --example media_gpu_check --release`
 //!
 //! 1. 1080p test pattern → `Output` (x264enc, then the automatic choice) → MP4, in fps;
 //! 2. each MP4 decoded back by a `Source` (which decoder won, fps, frame count);

@@ -1,0 +1,150 @@
+//! `sightline serve` / `sightline worker` / `sightline migrate`: the persistent engine. It
+//! connects to the store (embedded SQLite under the data directory by default, PostgreSQL by
+//! URL), runs the migrations, starts the RTSP server and the supervisor, and waits for work
+//! until SIGTERM/SIGINT, then releases its runs within the shutdown bound.
+//!
+//! `serve` and `worker` run the same engine; `serve` is the one the HTTP API joins (it is
+//! not part of this build yet, see the README), `worker` is for scale-out.
+
+use anyhow::Context;
+use clap::Args;
+use sightline_config::ServerConfig;
+use sightline_core::{Clock, SystemClock};
+use sightline_engine::{Engine, EngineOptions, EngineShared, ModelCache};
+use sightline_media::RtspServer;
+use sightline_store::{Store, StoreOptions};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args, Default)]
+pub struct EngineArgs {
+    /// Maximum concurrent runs on this worker (default from the server config).
+    #[arg(long)]
+    pub max_runs: Option<u32>,
+    /// RTSP port (default from the server config, 8554; 0 picks a free one).
+    #[arg(long)]
+    pub rtsp_port: Option<u16>,
+}
+
+/// Opens the store named by the server config and applies its migrations. A database that
+/// does not answer is a start-up error (after the connect timeout), never a hot loop.
+pub async fn open_store(server: &ServerConfig) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&server.data_dir)
+        .with_context(|| format!("data directory {}", server.data_dir.display()))?;
+    let url = server.database_url();
+    let opts = StoreOptions::default();
+    let store = Store::connect(&url, &opts)
+        .await
+        .with_context(|| format!("database {}", sightline_store::redact_url(&url)))?;
+    store.migrate().await.context("database migrations")?;
+    Ok(store)
+}
+
+/// `sightline migrate`.
+pub fn migrate(server: &ServerConfig) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(server).await?;
+        tracing::info!(backend = store.backend().as_str(), "migrations applied");
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sightline-async")
+        .build()
+        .context("tokio runtime")
+}
+
+/// Everything the engine needs, opened and checked before it starts.
+pub struct Prepared {
+    pub store: Store,
+    pub models: Arc<ModelCache>,
+    pub rtsp: Arc<RtspServer>,
+    pub options: EngineOptions,
+    pub shared: Arc<EngineShared>,
+}
+
+pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Prepared> {
+    sightline_media::init().context("GStreamer")?;
+    let store = open_store(server).await?;
+    let models = Arc::new(ModelCache::open(&server.inference, &server.data_dir)?);
+    // The default model is loaded up front: a broken runtime or model is a start-up error.
+    models
+        .get(&server.inference.default_model)
+        .with_context(|| format!("default model {:?}", server.inference.default_model))?;
+    let port = a.rtsp_port.unwrap_or(server.rtsp.port);
+    let rtsp = Arc::new(
+        RtspServer::start(&server.rtsp.bind, port)
+            .with_context(|| format!("RTSP server on {}:{port}", server.rtsp.bind))?,
+    );
+    let e = &server.engine;
+    let options = EngineOptions {
+        worker_id: server.worker_id(),
+        host: hostname(),
+        max_runs: a.max_runs.unwrap_or(e.max_runs),
+        poll_interval: Duration::from_millis(e.poll_interval_ms),
+        lease_ttl: Duration::from_secs(e.lease_ttl_s),
+        heartbeat: Duration::from_secs(e.heartbeat_s),
+        shutdown_timeout: Duration::from_secs(e.shutdown_timeout_s),
+        data_dir: server.data_dir.clone(),
+        sinks: Vec::new(),
+    };
+    Ok(Prepared {
+        store,
+        models,
+        rtsp,
+        options,
+        shared: EngineShared::new(),
+    })
+}
+
+/// `sightline serve` and `sightline worker`.
+pub fn main(server: &ServerConfig, a: EngineArgs) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let p = prepare(server, &a).await?;
+        run_engine(p, None).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs the supervisor until SIGTERM/SIGINT (or until `stop` is notified).
+pub async fn run_engine(p: Prepared, stop: Option<Arc<tokio::sync::Notify>>) {
+    tracing::info!(
+        worker = %p.options.worker_id,
+        backend = p.store.backend().as_str(),
+        rtsp = %p.rtsp.url("/runs/{id}"),
+        "engine ready"
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = p.store.clone();
+    Engine::new(p.store, p.models, Some(p.rtsp), p.options, clock, p.shared)
+        .run(async {
+            let stopped = async {
+                match &stop {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = super::run::wait_for_signal() => tracing::info!("signal received: shutting down"),
+                _ = stopped => tracing::info!("shutting down"),
+            }
+        })
+        .await;
+    store.close().await;
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
