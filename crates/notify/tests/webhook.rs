@@ -88,7 +88,7 @@ async fn three_failures_then_delivered_with_spaced_retries() {
         let gap = hits[k as usize].at - hits[k as usize - 1].at;
         let nominal = policy.nominal(k);
         assert!(
-            gap >= nominal.mul_f64(0.9) && gap < nominal + Duration::from_millis(400),
+            gap >= nominal.mul_f64(0.9) && gap < nominal + Duration::from_secs(1),
             "gap {k}: {gap:?}, nominal {nominal:?}"
         );
     }
