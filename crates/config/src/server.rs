@@ -405,6 +405,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type, not ours
     fn file_and_env_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s.toml");

@@ -126,7 +126,7 @@ impl FrameProcessor {
     ) -> Result<(Vec<RuleEvent>, StageTimings), StageError> {
         let mut t = StageTimings::default();
         let interval = u64::from(self.config.model.interval.max(1));
-        let infer_now = self.frame_index % interval == 0;
+        let infer_now = self.frame_index.is_multiple_of(interval);
         self.frame_index += 1;
 
         let t0 = Instant::now();

@@ -526,8 +526,9 @@ impl Engine {
         };
         let from = a.state;
         // A stop requested while running goes through `stopping`.
-        if r.to == RunState::Stopped && from != RunState::Stopping {
-            if let Ok(_rec) = self
+        if r.to == RunState::Stopped
+            && from != RunState::Stopping
+            && let Ok(_rec) = self
                 .store
                 .transition(
                     &r.run,
@@ -537,9 +538,8 @@ impl Engine {
                     Reason::new("stop_requested"),
                 )
                 .await
-            {
-                a.state = RunState::Stopping;
-            }
+        {
+            a.state = RunState::Stopping;
         }
         let from = a.state;
         match self
