@@ -40,7 +40,8 @@ fn make_events(run: &RunId, n: usize) -> Vec<Event> {
         .collect()
 }
 
-async fn open_store(pg: bool, dir: &std::path::Path) -> Store {
+async fn open_store(pg: bool, dir: &std::path::Path) -> (Store, Option<String>) {
+    let mut created = None;
     let url = if pg {
         let admin = "postgres://postgres@127.0.0.1:5432/postgres";
         let mut c = sqlx::PgConnection::connect(admin).await.expect("postgres");
@@ -49,6 +50,7 @@ async fn open_store(pg: bool, dir: &std::path::Path) -> Store {
             .execute(&mut c)
             .await
             .expect("create db");
+        created = Some(name.clone());
         format!("postgres://postgres@127.0.0.1:5432/{name}")
     } else {
         format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display())
@@ -61,7 +63,7 @@ async fn open_store(pg: bool, dir: &std::path::Path) -> Store {
         .put_config_version("cfg", &serde_json::json!({}))
         .await
         .expect("config");
-    store
+    (store, created)
 }
 
 async fn new_run(store: &Store, id: &str) -> RunId {
@@ -190,7 +192,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let pg = std::env::args().any(|a| a == "--pg");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open_store(pg, dir.path()).await;
+    let (store, created) = open_store(pg, dir.path()).await;
     println!("backend: {}", store.backend().as_str());
     let tag = uuid::Uuid::new_v4().simple().to_string();
 
@@ -281,5 +283,15 @@ async fn main() {
         println!(
             "webhook throughput (batch {batch}, concurrency {conc}): {eps:.0} events/s ({n} events)"
         );
+    }
+    store.close().await;
+    if let Some(name) = created {
+        let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+        if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await;
+        }
     }
 }
