@@ -40,7 +40,8 @@ async fn broker_outage_delays_but_loses_nothing() {
     let mut sink = MqttSinkConfig::new("broker", "127.0.0.1", broker.port);
     sink.reconnect_min_ms = 50;
     sink.reconnect_max_ms = 400;
-    let cfg = section(sink);
+    let mut cfg = section(sink);
+    cfg.max_outbox_depth = 100;
     let notifier = Notifier::start(
         db.store.clone(),
         &cfg,
@@ -73,7 +74,7 @@ async fn broker_outage_delays_but_loses_nothing() {
         "status to show the backlog",
         || async {
             let s = &notifier.status()[0];
-            !s.connected && s.pending == 500 && s.last_error.is_some()
+            !s.connected && s.pending == 500 && s.over_cap && s.last_error.is_some()
         },
     )
     .await;
@@ -113,7 +114,7 @@ async fn broker_outage_delays_but_loses_nothing() {
     .await;
     wait_until(Duration::from_secs(3), "connected status", || async {
         let s = &notifier.status()[0];
-        s.connected && s.pending == 0
+        s.connected && s.pending == 0 && !s.over_cap
     })
     .await;
     notifier.shutdown().await;
