@@ -269,7 +269,8 @@ struct SinkHandle {
 pub struct Notifier {
     sinks: Vec<SinkHandle>,
     stop: watch::Sender<bool>,
-    watcher: Option<JoinHandle<()>>,
+    /// The shutdown-future watcher and the PostgreSQL listener.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -329,6 +330,8 @@ impl Notifier {
             sinks.push(SinkHandle { state, wake, task });
         }
         let stop_on = stop.clone();
+        let wakers: Vec<Arc<Notify>> = sinks.iter().map(|s| s.wake.clone()).collect();
+        let listener = tokio::spawn(listen(store, wakers, stop_rx));
         let watcher = tokio::spawn(async move {
             shutdown.await;
             let _ = stop_on.send(true);
@@ -337,13 +340,19 @@ impl Notifier {
         Ok(Notifier {
             sinks,
             stop,
-            watcher: Some(watcher),
+            background: vec![watcher, listener],
         })
     }
 
     /// Health of every sink, from figures the tasks keep current (no database access).
     pub fn status(&self) -> Vec<SinkStatus> {
         self.sinks.iter().map(|s| s.state.status()).collect()
+    }
+
+    /// Whether any delivery task is still running (false once stopped, by
+    /// [`Notifier::shutdown`] or the `shutdown` future, or if a task died).
+    pub fn is_running(&self) -> bool {
+        self.sinks.iter().any(|s| !s.task.is_finished())
     }
 
     /// Tells every sink task to look at the outbox now (call after writing events with
@@ -369,8 +378,8 @@ impl Notifier {
                 tracing::error!(sink = %s.state.name, "delivery task panicked");
             }
         }
-        if let Some(w) = self.watcher.take() {
-            w.abort();
+        for b in std::mem::take(&mut self.background) {
+            b.abort();
         }
         tracing::info!("notifier stopped");
     }
@@ -381,8 +390,38 @@ impl Drop for Notifier {
         for s in &self.sinks {
             s.task.abort();
         }
-        if let Some(w) = &self.watcher {
-            w.abort();
+        for b in &self.background {
+            b.abort();
+        }
+    }
+}
+
+/// On PostgreSQL, wakes every sink when any process commits an event batch (the store's
+/// `LISTEN`/`NOTIFY` channel), so delivery starts at once even when the events were written
+/// by another worker. On SQLite (or if listening fails) polling alone finds new rows.
+async fn listen(store: Store, wakers: Vec<Arc<Notify>>, mut stop: watch::Receiver<bool>) {
+    if wakers.is_empty() {
+        return;
+    }
+    let mut l = match store.listen_events().await {
+        Ok(Some(l)) => l,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for new events; polling only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            n = l.recv() => {
+                if n.is_none() {
+                    return;
+                }
+                for w in &wakers {
+                    w.notify_one();
+                }
+            }
+            _ = stop.changed() => return,
         }
     }
 }

@@ -275,6 +275,49 @@ async fn restart_delivers_what_was_left() {
     assert_eq!(ids, want);
     assert!(received >= 60);
     // The shutdown future given to start stops the tasks too.
+    assert!(second.is_running());
     tx.send(()).unwrap();
+    wait_until(Duration::from_secs(3), "tasks stopped", || async {
+        !second.is_running()
+    })
+    .await;
     second.shutdown().await;
+}
+
+/// On PostgreSQL the notifier listens for committed event batches: events written by
+/// another process (another store handle, no `wake()`) are delivered at once even with a
+/// one-minute poll interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notify_wakes_delivery() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let run = seed_run(&db.store, "cam").await;
+    let rx = Receiver::start(0, Duration::ZERO).await;
+    let mut cfg = section(hook(&rx.url));
+    cfg.poll_interval_ms = 60_000;
+    let n = Notifier::start(
+        db.store.clone(),
+        &cfg,
+        Arc::new(SystemClock),
+        std::future::pending(),
+    )
+    .unwrap();
+    // Let the first (empty) poll and the LISTEN happen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writer = sightline_store::Store::connect(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    writer
+        .insert_events_routed(&events(&run, 3), |e| cfg.route(e))
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "delivery without wake()",
+        || async { rx.hits().len() == 3 },
+    )
+    .await;
+    writer.close().await;
+    n.shutdown().await;
 }
