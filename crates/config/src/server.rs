@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub api: ApiSection,
     pub inference: InferenceSection,
     pub log: LogSection,
+    /// Notification sinks (MQTT, webhooks) fed from the transactional outbox.
+    pub notify: sightline_notify::NotifySection,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             api: ApiSection::default(),
             inference: InferenceSection::default(),
             log: LogSection::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -261,6 +264,7 @@ impl ServerConfig {
     /// Every problem, with its field path.
     pub fn validate(&self) -> Result<(), FieldErrors> {
         let mut e = FieldErrors::new();
+        self.notify.validate("notify", &mut e);
         let en = &self.engine;
         if en.max_runs == 0 {
             e.push("engine.max_runs", "must be at least 1");

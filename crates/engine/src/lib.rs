@@ -24,3 +24,4 @@ pub use run::{
 pub use status::{RunStatus, StatusSnapshot};
 pub use supervisor::{Engine, EngineOptions, EngineShared, RunOptions, RunView};
 pub use taps::FrameTaps;
+pub use writer::EventRouting;

@@ -99,8 +99,15 @@ pub enum Control {
     Reconfigure(Arc<PipelineConfig>),
 }
 
+/// A custom per-frame stage, called with each decoded frame before detection. It is the
+/// extension point for site-specific processing (and how the tests put a panicking stage
+/// into a real pipeline); a panic in it fails the run like a panic in any other stage.
+pub type FrameHook = Arc<dyn Fn(&RunId, &Frame) + Send + Sync>;
+
 /// What a run needs from the process around it.
 pub struct RunContext {
+    /// Optional custom stage (see [`FrameHook`]).
+    pub hook: Option<FrameHook>,
     pub models: Arc<ModelCache>,
     pub rtsp: Option<Arc<RtspServer>>,
     pub events: Box<dyn EventSink>,
@@ -467,6 +474,9 @@ impl RunLoop {
     }
 
     fn handle_frame(&mut self, mut frame: Frame, proc: &mut FrameProcessor) -> Flow {
+        if let Some(h) = &self.ctx.hook {
+            h(&self.spec.run_id, &frame);
+        }
         let status = &self.ctx.status;
         status.frames_in.fetch_add(1, Ordering::Relaxed);
         let text = StatusText {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
 /// How the supervisor behaves (from `[engine]` of the server config).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineOptions {
     pub worker_id: String,
     pub host: String,
@@ -38,7 +38,9 @@ pub struct EngineOptions {
     pub shutdown_timeout: Duration,
     pub data_dir: PathBuf,
     /// Notification sinks each event gets an outbox row for.
-    pub sinks: Vec<String>,
+    pub routing: crate::writer::EventRouting,
+    /// Custom per-frame stage for every run (see [`crate::run::FrameHook`]).
+    pub frame_hook: Option<crate::run::FrameHook>,
 }
 
 /// Output and source options stored with a run (`runs.output`).
@@ -210,13 +212,13 @@ impl Engine {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         let spill_dir = self.opts.data_dir.join("spill");
         let recovered =
-            crate::writer::recover_spilled(&self.store, &spill_dir, &self.opts.sinks).await;
+            crate::writer::recover_spilled(&self.store, &spill_dir, &self.opts.routing).await;
         if recovered > 0 {
             tracing::info!(events = recovered, "recovered spilled events");
         }
         let writer = crate::writer::spawn(
             self.store.clone(),
-            self.opts.sinks.clone(),
+            self.opts.routing.clone(),
             self.shared.events_sender(),
             spill_dir,
             self.opts.shutdown_timeout,
@@ -455,6 +457,7 @@ impl Engine {
         let status = RunStatus::new();
         let taps = Arc::new(FrameTaps::default());
         let ctx = RunContext {
+            hook: self.opts.frame_hook.clone(),
             models: self.models.clone(),
             rtsp: self.rtsp.clone(),
             events: Box::new(ChannelSink::new(events_tx.clone())),

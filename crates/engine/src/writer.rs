@@ -5,6 +5,7 @@
 //! database is still unreachable when the engine shuts down, the remaining events are spilled
 //! to `<data_dir>/spill/*.jsonl` and inserted at the next start.
 
+use std::sync::Arc;
 use sightline_core::Event;
 use sightline_store::Store;
 use std::path::{Path, PathBuf};
@@ -17,34 +18,56 @@ const MAX_BATCH: usize = 512;
 const GATHER: Duration = Duration::from_millis(20);
 
 /// Handle returned by [`spawn`].
+/// Where each stored event is also sent: the outbox sinks it gets a row for (in the same
+/// transaction), and a callback after each committed batch (wakes the notifier).
+#[derive(Clone)]
+pub struct EventRouting {
+    pub route: Arc<dyn Fn(&Event) -> Vec<String> + Send + Sync>,
+    pub written: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl Default for EventRouting {
+    fn default() -> Self {
+        EventRouting {
+            route: Arc::new(|_| Vec::new()),
+            written: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EventRouting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventRouting").finish_non_exhaustive()
+    }
+}
+
 pub struct Writer {
     pub tx: mpsc::Sender<Vec<Event>>,
     pub join: tokio::task::JoinHandle<u64>,
 }
 
-/// Starts the writer. `sinks` are the notification sinks each event gets an outbox row for;
+/// Starts the writer. `routing` names the notification sinks each event gets an outbox row for;
 /// `live` receives every event once it is stored (server-sent events).
 pub fn spawn(
     store: Store,
-    sinks: Vec<String>,
+    routing: EventRouting,
     live: broadcast::Sender<Event>,
     spill_dir: PathBuf,
     shutdown_deadline: Duration,
 ) -> Writer {
     let (tx, rx) = mpsc::channel::<Vec<Event>>(1024);
-    let join = tokio::spawn(run(store, rx, sinks, live, spill_dir, shutdown_deadline));
+    let join = tokio::spawn(run(store, rx, routing, live, spill_dir, shutdown_deadline));
     Writer { tx, join }
 }
 
 async fn run(
     store: Store,
     mut rx: mpsc::Receiver<Vec<Event>>,
-    sinks: Vec<String>,
+    routing: EventRouting,
     live: broadcast::Sender<Event>,
     spill_dir: PathBuf,
     shutdown_deadline: Duration,
 ) -> u64 {
-    let sinks_ref: Vec<&str> = sinks.iter().map(String::as_str).collect();
     let mut written = 0u64;
     let mut buf: Vec<Event> = Vec::new();
     let mut closed = false;
@@ -69,8 +92,11 @@ async fn run(
         } else {
             None
         };
-        if write_with_retry(&store, &buf, &sinks_ref, give_up_at).await {
+        if write_with_retry(&store, &buf, &routing, give_up_at).await {
             written += buf.len() as u64;
+            if let Some(w) = &routing.written {
+                w();
+            }
             crate::telemetry::EventsWritten { count: buf.len() }.emit();
             for e in buf.drain(..) {
                 let _ = live.send(e);
@@ -88,12 +114,13 @@ async fn run(
 async fn write_with_retry(
     store: &Store,
     events: &[Event],
-    sinks: &[&str],
+    routing: &EventRouting,
     give_up_at: Option<tokio::time::Instant>,
 ) -> bool {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match store.insert_events_with_outbox(events, sinks).await {
+        let route = routing.route.clone();
+        match store.insert_events_routed(events, move |e| route(e)).await {
             Ok(_) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, events = events.len(), "event batch not written; retrying");
@@ -133,11 +160,10 @@ fn uuid_like() -> String {
 }
 
 /// Inserts events spilled by an earlier shutdown, then removes the files.
-pub async fn recover_spilled(store: &Store, dir: &Path, sinks: &[String]) -> u64 {
+pub async fn recover_spilled(store: &Store, dir: &Path, routing: &EventRouting) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
-    let sinks_ref: Vec<&str> = sinks.iter().map(String::as_str).collect();
     let mut n = 0;
     for e in entries.flatten() {
         let path = e.path();
@@ -151,7 +177,8 @@ pub async fn recover_spilled(store: &Store, dir: &Path, sinks: &[String]) -> u64
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        match store.insert_events_with_outbox(&events, &sinks_ref).await {
+        let route = routing.route.clone();
+        match store.insert_events_routed(&events, move |e| route(e)).await {
             Ok(_) => {
                 n += events.len() as u64;
                 let _ = std::fs::remove_file(&path);

@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init(format: &str, level: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        // ONNX Runtime logs its allocator at info; only its warnings matter to operators.
+        .or_else(|_| EnvFilter::try_new(format!("{level},ort=warn")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -135,6 +135,7 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
         loop_file: f.loop_file,
     };
     let ctx = RunContext {
+        hook: None,
         models,
         rtsp: rtsp.clone(),
         events: sink,

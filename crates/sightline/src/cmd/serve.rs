@@ -63,6 +63,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Everything the engine needs, opened and checked before it starts.
 pub struct Prepared {
     pub store: Store,
+    /// Delivers events to MQTT / webhooks (none configured: no tasks).
+    pub notifier: Option<sightline_notify::Notifier>,
     pub models: Arc<ModelCache>,
     pub rtsp: Arc<RtspServer>,
     pub options: EngineOptions,
@@ -82,6 +84,26 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         RtspServer::start(&server.rtsp.bind, port)
             .with_context(|| format!("RTSP server on {}:{port}", server.rtsp.bind))?,
     );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (notifier, routing) = if server.notify.sinks.is_empty() {
+        (None, Default::default())
+    } else {
+        // The notifier stops when the engine has flushed its events (see `run_engine`).
+        let n = sightline_notify::Notifier::start(
+            store.clone(),
+            &server.notify,
+            clock,
+            std::future::pending(),
+        )
+        .context("notification sinks")?;
+        let router = server.notify.router();
+        let waker = n.waker();
+        let routing = sightline_engine::EventRouting {
+            route: Arc::new(move |e| router.route(e)),
+            written: Some(Arc::new(move || waker.wake())),
+        };
+        (Some(n), routing)
+    };
     let e = &server.engine;
     let options = EngineOptions {
         worker_id: server.worker_id(),
@@ -92,10 +114,12 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         heartbeat: Duration::from_secs(e.heartbeat_s),
         shutdown_timeout: Duration::from_secs(e.shutdown_timeout_s),
         data_dir: server.data_dir.clone(),
-        sinks: Vec::new(),
+        routing,
+        frame_hook: None,
     };
     Ok(Prepared {
         store,
+        notifier,
         models,
         rtsp,
         options,
@@ -137,6 +161,9 @@ pub async fn run_engine(p: Prepared, stop: Option<Arc<tokio::sync::Notify>>) {
             }
         })
         .await;
+    if let Some(n) = p.notifier {
+        n.shutdown().await;
+    }
     store.close().await;
 }
 

@@ -1,0 +1,210 @@
+//! The engine end to end on the embedded SQLite store: runs are claimed, executed by real
+//! pipelines (GStreamer sources, the shipped NanoDet model) and every state change is
+//! persisted with its reason, in order.
+//!
+//! - a finite source reaches `completed`;
+//! - an unreachable source is retried `connect.attempts` times, then `failed:
+//!   source_unreachable`;
+//! - a stage that panics fails its run with the panic message while the engine goes on
+//!   serving the other runs;
+//! - a run whose config version does not exist fails with `invalid_config`;
+//! - shutdown releases the runs (back to `pending`) and a new engine resumes them.
+
+use sightline_config::{InferenceSection, PipelineConfig};
+use sightline_core::{RunId, RunState, SystemClock};
+use sightline_engine::{Engine, EngineOptions, EngineShared, FrameHook, ModelCache};
+use sightline_store::{NewRun, RunRecord, SourceUri, Store, StoreOptions};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Store,
+    models: Arc<ModelCache>,
+}
+
+async fn fixture() -> Fixture {
+    sightline_media::init().expect("GStreamer");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("s.db"), &StoreOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let models = Arc::new(ModelCache::open(&InferenceSection::default(), dir.path()).unwrap());
+    let mut cfg = PipelineConfig::default();
+    cfg.output.rtsp = false;
+    cfg.connect.attempts = 3;
+    cfg.connect.interval_s = 0.2;
+    cfg.connect.timeout_s = 2.0;
+    store
+        .put_config_version("t", &serde_json::to_value(&cfg).unwrap())
+        .await
+        .unwrap();
+    Fixture { dir, store, models }
+}
+
+fn options(f: &Fixture, worker: &str, hook: Option<FrameHook>) -> EngineOptions {
+    EngineOptions {
+        worker_id: worker.into(),
+        host: "test".into(),
+        max_runs: 4,
+        poll_interval: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(10),
+        heartbeat: Duration::from_millis(300),
+        shutdown_timeout: Duration::from_secs(10),
+        data_dir: f.dir.path().to_path_buf(),
+        routing: Default::default(),
+        frame_hook: hook,
+    }
+}
+
+async fn add(store: &Store, id: &str, source: &str, version: Option<i64>) -> RunId {
+    let id = RunId::parse(id).unwrap();
+    store
+        .create_run(NewRun {
+            id: Some(id.clone()),
+            source: SourceUri::new(source).unwrap(),
+            config_name: "t".into(),
+            config_version: version,
+            models: Vec::new(),
+            output: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    id
+}
+
+async fn wait_state(store: &Store, id: &RunId, want: RunState, within: Duration) -> RunRecord {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = store.get_run(id).await.unwrap();
+        if r.state == want {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id} is {} (error {:?}), expected {want}",
+            r.state,
+            r.last_error
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn path(store: &Store, id: &RunId) -> Vec<(RunState, String)> {
+    store
+        .transitions(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.to, t.reason))
+        .collect()
+}
+
+fn states(p: &[(RunState, String)]) -> Vec<RunState> {
+    p.iter().map(|(s, _)| *s).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completes_fails_and_survives_a_panicking_stage() {
+    let f = fixture().await;
+    let hook: FrameHook = Arc::new(|run: &RunId, frame: &sightline_core::Frame| {
+        if run.as_str() == "boom" && frame.seq == 5 {
+            panic!("injected failure in a custom stage at frame {}", frame.seq);
+        }
+    });
+    let engine = Engine::new(
+        f.store.clone(),
+        f.models.clone(),
+        None,
+        options(&f, "w1", Some(hook)),
+        Arc::new(SystemClock),
+        EngineShared::new(),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(engine.run(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let boom = add(&f.store, "boom", "test://ball?width=320&height=240&fps=25&frames=200", None).await;
+    let clip = add(&f.store, "clip", "test://smpte?width=320&height=240&fps=25&frames=40", None).await;
+    let gone = add(&f.store, "gone", "rtsp://127.0.0.1:9/nothing", None).await;
+    let ghost = add(&f.store, "ghost", "test://ball?frames=10", Some(42)).await;
+
+    let r = wait_state(&f.store, &boom, RunState::Failed, Duration::from_secs(60)).await;
+    let err = r.last_error.expect("failure recorded");
+    assert_eq!(err.code, "panic");
+    assert!(err.message.contains("injected failure"), "{}", err.message);
+
+    wait_state(&f.store, &clip, RunState::Completed, Duration::from_secs(60)).await;
+    assert_eq!(
+        states(&path(&f.store, &clip).await),
+        [RunState::Pending, RunState::Starting, RunState::Running, RunState::Completed]
+    );
+
+    let r = wait_state(&f.store, &gone, RunState::Failed, Duration::from_secs(60)).await;
+    let err = r.last_error.expect("failure recorded");
+    assert_eq!(err.code, "source_unreachable", "{}", err.message);
+    assert!(err.message.contains("after 3 attempts"), "{}", err.message);
+    assert_eq!(
+        states(&path(&f.store, &gone).await),
+        [RunState::Pending, RunState::Starting, RunState::Failed]
+    );
+
+    let r = wait_state(&f.store, &ghost, RunState::Failed, Duration::from_secs(30)).await;
+    assert_eq!(r.last_error.unwrap().code, "invalid_config");
+
+    // The engine is still serving: a new run after the panic completes.
+    let after = add(&f.store, "after", "test://ball?width=320&height=240&fps=25&frames=20", None).await;
+    wait_state(&f.store, &after, RunState::Completed, Duration::from_secs(60)).await;
+
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("engine stops in time")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_runs_and_a_new_engine_resumes_them() {
+    let f = fixture().await;
+    let start = |worker: &str| {
+        let engine = Engine::new(
+            f.store.clone(),
+            f.models.clone(),
+            None,
+            options(&f, worker, None),
+            Arc::new(SystemClock),
+            EngineShared::new(),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        (
+            tx,
+            tokio::spawn(engine.run(async move {
+                let _ = rx.await;
+            })),
+        )
+    };
+    let (stop, task) = start("w1");
+    let id = add(&f.store, "long", "test://ball?width=320&height=240&fps=25", None).await;
+    let r = wait_state(&f.store, &id, RunState::Running, Duration::from_secs(30)).await;
+    assert_eq!(r.owner.as_deref(), Some("w1"));
+
+    let t0 = Instant::now();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("engine stops within the shutdown bound")
+        .unwrap();
+    let r = f.store.get_run(&id).await.unwrap();
+    assert_eq!(r.state, RunState::Pending, "released on shutdown");
+    assert_eq!(r.owner, None);
+    eprintln!("shutdown took {:?}", t0.elapsed());
+
+    let (stop, task) = start("w2");
+    let r = wait_state(&f.store, &id, RunState::Running, Duration::from_secs(30)).await;
+    assert_eq!(r.owner.as_deref(), Some("w2"));
+    assert_eq!(r.attempts, 2);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), task).await.unwrap().unwrap();
+}
