@@ -14,4 +14,7 @@ pub mod server;
 pub use pipeline::{ModelSection, OutputSection, PipelineConfig, PipelineConfigError};
 pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, WatchdogPolicy};
 pub use secret::{Secret, mask_url};
-pub use server::{ServerConfig, ServerConfigError};
+pub use server::{
+    ApiSection, EngineSection, InferGuards, InferenceSection, LogSection, RtspSection,
+    ServerConfig, ServerConfigError,
+};

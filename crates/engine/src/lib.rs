@@ -19,7 +19,7 @@ pub use events::{ChannelSink, EventSink, JsonLinesSink, MemorySink};
 pub use models::{LoadedModel, ModelCache};
 pub use processor::{FrameProcessor, StageTimings, StatusText};
 pub use run::{
-    Control, LogObserver, RunContext, RunHandle, RunObserver, RunOutcome, RunSpec, spawn,
+    Control, FrameHook, LogObserver, RunContext, RunHandle, RunObserver, RunOutcome, RunSpec, spawn,
 };
 pub use status::{RunStatus, StatusSnapshot};
 pub use supervisor::{Engine, EngineOptions, EngineShared, RunOptions, RunView};

@@ -5,10 +5,10 @@
 //! database is still unreachable when the engine shuts down, the remaining events are spilled
 //! to `<data_dir>/spill/*.jsonl` and inserted at the next start.
 
-use std::sync::Arc;
 use sightline_core::Event;
 use sightline_store::Store;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 

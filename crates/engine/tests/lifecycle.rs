@@ -109,7 +109,7 @@ fn states(p: &[(RunState, String)]) -> Vec<RunState> {
 async fn completes_fails_and_survives_a_panicking_stage() {
     let f = fixture().await;
     let hook: FrameHook = Arc::new(|run: &RunId, frame: &sightline_core::Frame| {
-        if run.as_str() == "boom" && frame.seq == 5 {
+        if run.as_str() == "boom" && frame.seq >= 5 {
             panic!("injected failure in a custom stage at frame {}", frame.seq);
         }
     });
@@ -126,8 +126,20 @@ async fn completes_fails_and_survives_a_panicking_stage() {
         let _ = stop_rx.await;
     }));
 
-    let boom = add(&f.store, "boom", "test://ball?width=320&height=240&fps=25&frames=200", None).await;
-    let clip = add(&f.store, "clip", "test://smpte?width=320&height=240&fps=25&frames=40", None).await;
+    let boom = add(
+        &f.store,
+        "boom",
+        "test://ball?width=320&height=240&fps=25&frames=200",
+        None,
+    )
+    .await;
+    let clip = add(
+        &f.store,
+        "clip",
+        "test://smpte?width=320&height=240&fps=25&frames=40",
+        None,
+    )
+    .await;
     let gone = add(&f.store, "gone", "rtsp://127.0.0.1:9/nothing", None).await;
     let ghost = add(&f.store, "ghost", "test://ball?frames=10", Some(42)).await;
 
@@ -136,10 +148,21 @@ async fn completes_fails_and_survives_a_panicking_stage() {
     assert_eq!(err.code, "panic");
     assert!(err.message.contains("injected failure"), "{}", err.message);
 
-    wait_state(&f.store, &clip, RunState::Completed, Duration::from_secs(60)).await;
+    wait_state(
+        &f.store,
+        &clip,
+        RunState::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(
         states(&path(&f.store, &clip).await),
-        [RunState::Pending, RunState::Starting, RunState::Running, RunState::Completed]
+        [
+            RunState::Pending,
+            RunState::Starting,
+            RunState::Running,
+            RunState::Completed
+        ]
     );
 
     let r = wait_state(&f.store, &gone, RunState::Failed, Duration::from_secs(60)).await;
@@ -155,8 +178,20 @@ async fn completes_fails_and_survives_a_panicking_stage() {
     assert_eq!(r.last_error.unwrap().code, "invalid_config");
 
     // The engine is still serving: a new run after the panic completes.
-    let after = add(&f.store, "after", "test://ball?width=320&height=240&fps=25&frames=20", None).await;
-    wait_state(&f.store, &after, RunState::Completed, Duration::from_secs(60)).await;
+    let after = add(
+        &f.store,
+        "after",
+        "test://ball?width=320&height=240&fps=25&frames=20",
+        None,
+    )
+    .await;
+    wait_state(
+        &f.store,
+        &after,
+        RunState::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
 
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(20), task)
@@ -186,7 +221,13 @@ async fn shutdown_releases_runs_and_a_new_engine_resumes_them() {
         )
     };
     let (stop, task) = start("w1");
-    let id = add(&f.store, "long", "test://ball?width=320&height=240&fps=25", None).await;
+    let id = add(
+        &f.store,
+        "long",
+        "test://ball?width=320&height=240&fps=25",
+        None,
+    )
+    .await;
     let r = wait_state(&f.store, &id, RunState::Running, Duration::from_secs(30)).await;
     assert_eq!(r.owner.as_deref(), Some("w1"));
 
@@ -206,5 +247,8 @@ async fn shutdown_releases_runs_and_a_new_engine_resumes_them() {
     assert_eq!(r.owner.as_deref(), Some("w2"));
     assert_eq!(r.attempts, 2);
     let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -1,0 +1,156 @@
+//! Events: the stored history with filters and cursor pagination, and the live stream as
+//! Server-Sent Events fed by the engine's broadcast of events as they are written. A slow
+//! SSE client that falls behind the broadcast is told how many events it missed (an
+//! `event: lagged` message) rather than silently losing them or blocking the writer.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::QueryParams;
+use crate::state::ApiState;
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sightline_core::{EventKind, FieldErrors, RunId};
+use sightline_store::EventQuery;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use utoipa::{IntoParams, ToSchema};
+
+/// `GET /v1/events` filters (all optional).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct EventListQuery {
+    pub run: Option<String>,
+    /// `zone_enter`, `zone_exit`, `line_cross`, `dwell`, `count`, `detected`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub class: Option<String>,
+    pub zone: Option<String>,
+    pub line: Option<String>,
+    /// RFC 3339, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339, exclusive.
+    pub until: Option<String>,
+    pub cursor: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// Events: `{id, run_id, wall_ms, kind, rule, pts, track_id, class, ...}`.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/events/stream` filter.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct StreamQuery {
+    pub run: Option<String>,
+}
+
+fn time(field: &'static str, v: Option<&str>, errs: &mut FieldErrors) -> Option<DateTime<Utc>> {
+    let v = v?;
+    match DateTime::parse_from_rfc3339(v) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(e) => {
+            errs.push(field, format!("{v:?} is not an RFC 3339 time: {e}"));
+            None
+        }
+    }
+}
+
+fn run_id(v: Option<&str>, errs: &mut FieldErrors) -> Option<RunId> {
+    match RunId::parse(v?) {
+        Ok(r) => Some(r),
+        Err(m) => {
+            errs.push("run", m);
+            None
+        }
+    }
+}
+
+/// Stored events.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventListQuery),
+    responses((status = 200, body = EventPage), (status = 422, body = crate::error::ErrorBody)))]
+pub(crate) async fn list_events(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<EventListQuery>,
+) -> ApiResult<Json<EventPage>> {
+    let mut errs = FieldErrors::new();
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => {
+            let parsed = EventKind::parse(k);
+            if parsed.is_none() {
+                errs.push("type", format!("unknown event type {k:?}"));
+            }
+            parsed
+        }
+    };
+    let query = EventQuery {
+        run: run_id(q.run.as_deref(), &mut errs),
+        kind,
+        class: q.class,
+        zone: q.zone,
+        line: q.line,
+        since: time("since", q.since.as_deref(), &mut errs),
+        until: time("until", q.until.as_deref(), &mut errs),
+        cursor: q.cursor,
+        limit: q.limit.unwrap_or(0),
+        ..EventQuery::default()
+    };
+    if !errs.is_empty() {
+        return Err(ApiError::fields("invalid_query", &errs));
+    }
+    let page = state.inner.store.query_events(&query).await?;
+    let items = page
+        .items
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal("event to JSON", &e))?;
+    Ok(Json(EventPage {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Live events as Server-Sent Events (`event: rule`, data: the event JSON).
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(StreamQuery),
+    responses((status = 200, content_type = "text/event-stream", body = String)))]
+pub(crate) async fn stream_events(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<StreamQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let mut errs = FieldErrors::new();
+    let run = run_id(q.run.as_deref(), &mut errs);
+    if !errs.is_empty() {
+        return Err(ApiError::fields("invalid_query", &errs));
+    }
+    let rx = state.inner.engine.subscribe_events();
+    let stream = BroadcastStream::new(rx).filter_map(move |item| {
+        let out = match item {
+            Ok(ev) if run.as_ref().is_none_or(|r| *r == ev.run_id) => {
+                let data = serde_json::to_string(&ev).unwrap_or_default();
+                Some(Ok(SseEvent::default()
+                    .event("rule")
+                    .id(ev.id.to_string())
+                    .data(data)))
+            }
+            Ok(_) => None,
+            Err(BroadcastStreamRecvError::Lagged(n)) => Some(Ok(SseEvent::default()
+                .event("lagged")
+                .data(format!("{{\"missed\":{n}}}")))),
+        };
+        std::future::ready(out)
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,9 @@
+//! The handlers, one module per resource.
+
+pub mod configs;
+pub mod docs;
+pub mod events;
+pub mod media;
+pub mod models;
+pub mod probes;
+pub mod runs;

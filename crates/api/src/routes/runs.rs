@@ -1,0 +1,352 @@
+//! Runs: create, list, inspect (record + transitions + live status + RTSP URL), stop,
+//! delete, and apply a config version to a live run. Bodies are API DTOs converted from the
+//! store's records, so the wire format is documented (OpenAPI) and independent of the
+//! storage types; source URIs leave only in their masked form.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryParams};
+use crate::state::ApiState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sightline_config::PipelineConfig;
+use sightline_core::{FieldErrors, RunId, RunState};
+use sightline_engine::RunOptions;
+use sightline_store::{NewRun, RunFilter, RunRecord, SourceUri, Transition};
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /v1/runs`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    /// Optional id (1-64 letters, digits, `-`, `_`); generated when absent.
+    pub id: Option<String>,
+    /// Source URI (`rtsp://user:pass@cam/stream`, `file:///clip.mp4`, ...). Credentials are
+    /// stored but never shown.
+    pub source: String,
+    /// Config name.
+    pub config: String,
+    /// Config version (default: latest).
+    pub config_version: Option<i64>,
+    /// Models the run uses (default: the config's model).
+    pub models: Option<Vec<String>>,
+    /// Output options: `{"rtsp": bool, "mp4": "path.mp4", "loop": bool, "pacing": "realtime|fast|live"}`.
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Value>,
+}
+
+/// A state change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionDto {
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: String,
+    pub message: Option<String>,
+    pub worker: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The last failure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunErrorDto {
+    pub code: String,
+    pub message: String,
+}
+
+/// A run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDto {
+    pub id: String,
+    /// Masked: `rtsp://***@cam/stream`.
+    pub source: String,
+    pub config: String,
+    pub config_version: i64,
+    pub models: Vec<String>,
+    #[schema(value_type = Object)]
+    pub output: Value,
+    /// `run` or `stop`.
+    pub desired_state: String,
+    pub state: String,
+    pub attempts: u32,
+    pub last_error: Option<RunErrorDto>,
+    pub owner: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Last stats persisted by the engine.
+    #[schema(value_type = Object)]
+    pub stats: Value,
+    /// Where the annotated stream is published (when a public RTSP base is configured).
+    pub rtsp_url: Option<String>,
+}
+
+/// A run with its history and live status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunDto,
+    pub transitions: Vec<TransitionDto>,
+    /// fps, frames, drops, latency: present while the run executes on this worker.
+    #[schema(value_type = Option<Object>)]
+    pub live: Option<Value>,
+}
+
+/// A page of runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    pub items: Vec<RunDto>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/runs` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RunListQuery {
+    /// `pending`, `starting`, `running`, `retrying`, `stopping`, `stopped`, `completed`, `failed`.
+    pub state: Option<String>,
+    pub cursor: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// `POST /v1/runs/{id}/config`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Version of the run's config to apply (default: latest).
+    pub version: Option<i64>,
+}
+
+pub(crate) fn run_dto(state: &ApiState, r: RunRecord) -> RunDto {
+    let rtsp_url = state
+        .inner
+        .opts
+        .public_rtsp_base
+        .as_ref()
+        .map(|b| format!("{}/runs/{}", b.trim_end_matches('/'), r.id));
+    RunDto {
+        id: r.id.to_string(),
+        source: r.source.masked(),
+        config: r.config_name,
+        config_version: r.config_version,
+        models: r.models,
+        output: r.output,
+        desired_state: r.desired_state.as_str().to_owned(),
+        state: r.state.as_str().to_owned(),
+        attempts: r.attempts,
+        last_error: r.last_error.map(|e| RunErrorDto {
+            code: e.code,
+            message: e.message,
+        }),
+        owner: r.owner,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        stats: r.stats,
+        rtsp_url,
+    }
+}
+
+fn transition_dto(t: Transition) -> TransitionDto {
+    TransitionDto {
+        from: t.from.map(|s| s.as_str().to_owned()),
+        to: t.to.as_str().to_owned(),
+        reason: t.reason,
+        message: t.message,
+        worker: t.worker,
+        at: t.at,
+    }
+}
+
+pub(crate) fn parse_run_id(s: &str) -> ApiResult<RunId> {
+    RunId::parse(s).map_err(|m| ApiError::not_found(format!("run {s:?}: {m}")))
+}
+
+/// Create a run.
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = CreateRun, responses(
+    (status = 201, body = RunDto),
+    (status = 409, description = "id taken", body = crate::error::ErrorBody),
+    (status = 422, description = "invalid field (with paths)", body = crate::error::ErrorBody)))]
+pub(crate) async fn create_run(
+    State(state): State<ApiState>,
+    JsonBody(body): JsonBody<CreateRun>,
+) -> ApiResult<(StatusCode, Json<RunDto>)> {
+    let mut errs = FieldErrors::new();
+    let id = match body.id.as_deref().map(RunId::parse).transpose() {
+        Ok(id) => id,
+        Err(m) => {
+            errs.push("id", m);
+            None
+        }
+    };
+    let source = match SourceUri::new(body.source.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errs.push("source", e.to_string());
+            None
+        }
+    };
+    let output = body.output.clone().unwrap_or_else(|| serde_json::json!({}));
+    if let Err(e) = serde_json::from_value::<RunOptions>(output.clone()) {
+        errs.push("output", e.to_string());
+    }
+    // The config must exist (at that version) and still be valid.
+    let cfg = match state
+        .inner
+        .store
+        .get_config(&body.config, body.config_version)
+        .await
+    {
+        Ok(c) => Some(c),
+        Err(sightline_store::StoreError::NotFound { .. }) => {
+            errs.push(
+                if body.config_version.is_some() {
+                    "config_version"
+                } else {
+                    "config"
+                },
+                "no such config (version)",
+            );
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let models = match (&body.models, &cfg) {
+        (Some(m), _) => m.clone(),
+        (None, Some(c)) => serde_json::from_value::<PipelineConfig>(c.body.clone())
+            .map(|p| vec![p.model.name])
+            .unwrap_or_default(),
+        (None, None) => Vec::new(),
+    };
+    let (Some(source), Some(cfg), true) = (source, cfg, errs.is_empty()) else {
+        return Err(ApiError::fields("invalid_run", &errs));
+    };
+    let rec = state
+        .inner
+        .store
+        .create_run(NewRun {
+            id,
+            source,
+            config_name: body.config,
+            config_version: Some(cfg.version),
+            models,
+            output,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(run_dto(&state, rec))))
+}
+
+/// List runs.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(RunListQuery),
+    responses((status = 200, body = RunPage)))]
+pub(crate) async fn list_runs(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<RunListQuery>,
+) -> ApiResult<Json<RunPage>> {
+    let run_state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(RunState::parse(s).ok_or_else(|| {
+            let mut e = FieldErrors::new();
+            e.push("state", format!("unknown state {s:?}"));
+            ApiError::fields("invalid_query", &e)
+        })?),
+    };
+    let page = state
+        .inner
+        .store
+        .list_runs(&RunFilter {
+            state: run_state,
+            limit: q.limit.unwrap_or(0),
+            cursor: q.cursor,
+        })
+        .await?;
+    Ok(Json(RunPage {
+        items: page.items.into_iter().map(|r| run_dto(&state, r)).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One run with transitions and live status.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn get_run(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunDetail>> {
+    let id = parse_run_id(&id)?;
+    let rec = state.inner.store.get_run(&id).await?;
+    let transitions = state.inner.store.transitions(&id).await?;
+    let live = state
+        .inner
+        .engine
+        .status(&id)
+        .and_then(|s| serde_json::to_value(s).ok());
+    Ok(Json(RunDetail {
+        run: run_dto(&state, rec),
+        transitions: transitions.into_iter().map(transition_dto).collect(),
+        live,
+    }))
+}
+
+/// Ask a run to stop (a pending run stops at once).
+#[utoipa::path(post, path = "/v1/runs/{id}/stop", tag = "runs", params(("id" = String, Path)),
+    responses((status = 202, body = RunDto), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn stop_run(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<RunDto>)> {
+    let id = parse_run_id(&id)?;
+    let rec = state.inner.store.request_stop(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(run_dto(&state, rec))))
+}
+
+/// Delete a run that is not active.
+#[utoipa::path(delete, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody),
+    (status = 409, description = "run is active", body = crate::error::ErrorBody)))]
+pub(crate) async fn delete_run(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_run_id(&id)?;
+    state.inner.store.delete_run(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Apply a version of the run's config; a live run switches at a frame boundary.
+#[utoipa::path(post, path = "/v1/runs/{id}/config", tag = "runs", params(("id" = String, Path)),
+    request_body = ApplyConfig,
+    responses((status = 200, body = RunDto), (status = 404, body = crate::error::ErrorBody),
+    (status = 409, description = "run finished", body = crate::error::ErrorBody),
+    (status = 422, body = crate::error::ErrorBody)))]
+pub(crate) async fn apply_config(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ApplyConfig>,
+) -> ApiResult<Json<RunDto>> {
+    let id = parse_run_id(&id)?;
+    let store = &state.inner.store;
+    let run = store.get_run(&id).await?;
+    let cfg = store
+        .get_config(&run.config_name, body.version)
+        .await
+        .map_err(|e| match e {
+            sightline_store::StoreError::NotFound { .. } => {
+                let mut f = FieldErrors::new();
+                f.push(
+                    "version",
+                    format!("config {:?} has no such version", run.config_name),
+                );
+                ApiError::fields("invalid_config", &f)
+            }
+            e => e.into(),
+        })?;
+    // Stored versions were validated on the way in; check again in case the models changed.
+    crate::routes::configs::validate_body(&state, &cfg.body).await?;
+    let rec = store.set_run_config_version(&id, cfg.version).await?;
+    Ok(Json(run_dto(&state, rec)))
+}
