@@ -8,6 +8,8 @@
 //! - a stage that panics fails its run with the panic message while the engine goes on
 //!   serving the other runs;
 //! - a run whose config version does not exist fails with `invalid_config`;
+//! - an RTSP source killed mid-run and restarted: `retrying` then `running` again; killed for
+//!   good: `failed: source_lost` once the reconnect policy gives up;
 //! - shutdown releases the runs (back to `pending`) and a new engine resumes them.
 
 use sightline_config::{InferenceSection, PipelineConfig};
@@ -36,6 +38,9 @@ async fn fixture() -> Fixture {
     cfg.connect.attempts = 3;
     cfg.connect.interval_s = 0.2;
     cfg.connect.timeout_s = 2.0;
+    cfg.reconnect.backoff = sightline_config::Backoff::Fixed;
+    cfg.reconnect.initial_s = 0.3;
+    cfg.reconnect.max_attempts = 4;
     store
         .put_config_version("t", &serde_json::to_value(&cfg).unwrap())
         .await
@@ -248,6 +253,60 @@ async fn shutdown_releases_runs_and_a_new_engine_resumes_them() {
     assert_eq!(r.attempts, 2);
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_source_lost_is_retried_then_fails_when_gone_for_good() {
+    let f = fixture().await;
+    let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/vtest.avi");
+    let mut server = sightline_media::testing::TestRtspServer::start(0, clip, "/cam").unwrap();
+    let engine = Engine::new(
+        f.store.clone(),
+        f.models.clone(),
+        None,
+        options(&f, "w1", None),
+        Arc::new(SystemClock),
+        EngineShared::new(),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(engine.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let id = add(&f.store, "cam", &server.url(), None).await;
+    wait_state(&f.store, &id, RunState::Running, Duration::from_secs(30)).await;
+
+    server.stop();
+    wait_state(&f.store, &id, RunState::Retrying, Duration::from_secs(30)).await;
+    server.restart().unwrap();
+    wait_state(&f.store, &id, RunState::Running, Duration::from_secs(30)).await;
+
+    server.stop();
+    let r = wait_state(&f.store, &id, RunState::Failed, Duration::from_secs(60)).await;
+    let err = r.last_error.unwrap();
+    assert_eq!(err.code, "source_lost", "{}", err.message);
+    assert!(err.message.contains("gave up after 4"), "{}", err.message);
+    let p = path(&f.store, &id).await;
+    assert_eq!(
+        states(&p),
+        [
+            RunState::Pending,
+            RunState::Starting,
+            RunState::Running,
+            RunState::Retrying,
+            RunState::Running,
+            RunState::Retrying,
+            RunState::Failed
+        ],
+        "{p:?}"
+    );
+    assert_eq!(p[3].1, "source_lost");
+    assert_eq!(p[4].1, "source_reconnected");
+
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .unwrap()
         .unwrap();
