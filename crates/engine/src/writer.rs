@@ -20,9 +20,12 @@ const GATHER: Duration = Duration::from_millis(20);
 /// Handle returned by [`spawn`].
 /// Where each stored event is also sent: the outbox sinks it gets a row for (in the same
 /// transaction), and a callback after each committed batch (wakes the notifier).
+/// Names the outbox sinks an event goes to.
+pub type RouteFn = Arc<dyn Fn(&Event) -> Vec<String> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct EventRouting {
-    pub route: Arc<dyn Fn(&Event) -> Vec<String> + Send + Sync>,
+    pub route: RouteFn,
     pub written: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 

@@ -12,6 +12,8 @@
 //!   good: `failed: source_lost` once the reconnect policy gives up;
 //! - shutdown releases the runs (back to `pending`) and a new engine resumes them.
 
+#![allow(clippy::print_stderr)] // figures for the issue notes
+
 use sightline_config::{InferenceSection, PipelineConfig};
 use sightline_core::{RunId, RunState, SystemClock};
 use sightline_engine::{Engine, EngineOptions, EngineShared, FrameHook, ModelCache};

@@ -1,0 +1,124 @@
+//! The pipeline config file format: the shipped demo config is valid, bad configs report
+//! every error at once with its path, and the committed JSON Schema is the one generated
+//! from the types (regenerate with `SIGHTLINE_BLESS=1 cargo test -p sightline-config`).
+
+use sightline_config::PipelineConfig;
+use sightline_core::Labels;
+use std::path::Path;
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn labels() -> Labels {
+    Labels::new(["person", "bicycle", "car", "motorcycle", "bus", "truck"])
+}
+
+#[test]
+fn the_demo_config_is_valid() {
+    let c = PipelineConfig::from_file(&repo().join("configs/demo.toml")).unwrap();
+    c.validate(Some(&labels())).unwrap();
+    assert_eq!(c.model.name, "nanodet-m-416");
+    assert_eq!(c.rules.len(), 5);
+}
+
+#[test]
+fn every_error_is_reported_with_its_path() {
+    let text = r#"
+[model]
+name = "nanodet-m-416"
+interval = 0
+classes = ["person", "forklift"]
+
+[zones.dock]
+points = [[0.1, 0.1], [0.5, 0.5]]
+
+[lines.door]
+a = [0.5, 0.0]
+b = [0.5, 0.0]
+
+[[rules]]
+type = "zone"
+name = "r1"
+zone = "yard"
+
+[[rules]]
+type = "line"
+name = "r2"
+line = "door"
+classes = ["unicorn"]
+
+[output]
+bitrate_kbps = 10
+"#;
+    let c = PipelineConfig::from_toml(text).unwrap();
+    let errs = c.validate(Some(&labels())).unwrap_err().to_string();
+    for needle in [
+        "model.interval",
+        "model.classes[1]",
+        "forklift",
+        "the model's classes are: person, bicycle",
+        "zones.dock.points",
+        "rules[0].zone",
+        "yard",
+        "unicorn",
+        "output.bitrate_kbps",
+    ] {
+        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+    }
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_name_the_field() {
+    let e = PipelineConfig::from_toml("[model]\nnmae = \"x\"\n").unwrap_err();
+    assert!(e.to_string().contains("model"), "{e}");
+    assert!(e.to_string().contains("nmae"), "{e}");
+    let e = PipelineConfig::from_toml("[output]\nbitrate_kbps = \"fast\"\n").unwrap_err();
+    assert!(e.to_string().contains("output.bitrate_kbps"), "{e}");
+    let e = PipelineConfig::from_json(r#"{"tracker": {"bogus": 1}}"#).unwrap_err();
+    assert!(e.to_string().contains("tracker"), "{e}");
+}
+
+#[test]
+fn toml_and_json_are_the_same_format() {
+    let c = PipelineConfig::from_file(&repo().join("configs/demo.toml")).unwrap();
+    let json = serde_json::to_string(&c).unwrap();
+    let back = PipelineConfig::from_json(&json).unwrap();
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&c).unwrap()
+    );
+}
+
+#[test]
+fn the_committed_json_schema_is_current() {
+    let schema = serde_json::to_string_pretty(&PipelineConfig::json_schema()).unwrap() + "\n";
+    let path = repo().join("docs/schema/pipeline-config.schema.json");
+    if std::env::var_os("SIGHTLINE_BLESS").is_some() {
+        std::fs::write(&path, &schema).unwrap();
+    }
+    let committed =
+        std::fs::read_to_string(&path).expect("docs/schema/pipeline-config.schema.json");
+    assert!(
+        committed == schema,
+        "the JSON Schema changed: run SIGHTLINE_BLESS=1 cargo test -p sightline-config and commit it"
+    );
+    let v: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    for section in [
+        "model",
+        "tracker",
+        "zones",
+        "lines",
+        "rules",
+        "draw",
+        "output",
+        "connect",
+        "reconnect",
+        "watchdog",
+    ] {
+        assert!(
+            v["properties"][section].is_object(),
+            "schema documents {section}"
+        );
+    }
+}
