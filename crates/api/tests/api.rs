@@ -514,7 +514,7 @@ async fn models_upload_list_delete() {
     let r = send(&app, Method::POST, "/v1/models", None, Some(&ct), body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
     let sha = r.json()["sha256"].as_str().unwrap().to_owned();
-    assert_eq!(listing(), [sha.clone()]);
+    assert_eq!(listing(), [sha.as_str()]);
     assert_eq!(fx.store.get_model("tiny-yolov8").await.unwrap().sha256, sha);
 
     // In use by a run: 409; built-in: 409; otherwise deleted.

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sightline_api::{ApiOptions, AuthMode, router};
 use sightline_core::SystemClock;
@@ -36,7 +35,7 @@ async fn real_server_runs_a_pipeline() {
             heartbeat: Duration::from_millis(300),
             shutdown_timeout: Duration::from_secs(10),
             data_dir: fx.dir.path().to_path_buf(),
-            sinks: Vec::new(),
+            routing: Default::default(),
             frame_hook: None,
         },
         Arc::new(SystemClock),
@@ -137,18 +136,18 @@ async fn real_server_runs_a_pipeline() {
             .unwrap()
             .starts_with("multipart/x-mixed-replace")
     );
-    let mut stream = r.bytes_stream();
+    let mut r = r;
     let mut got = Vec::new();
     while !got.windows(2).any(|w| w == [0xFF, 0xD9]) {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        let chunk = tokio::time::timeout(Duration::from_secs(10), r.chunk())
             .await
             .expect("a frame within 10 s")
             .unwrap()
-            .unwrap();
+            .expect("stream open");
         got.extend_from_slice(&chunk);
     }
     assert!(got.starts_with(b"--sightlineframe\r\nContent-Type: image/jpeg"));
-    drop(stream);
+    drop(r);
 
     // Stop.
     let r = call(reqwest::Method::POST, "/v1/runs/ball/stop")
