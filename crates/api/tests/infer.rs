@@ -125,10 +125,23 @@ async fn detects_people_in_a_vtest_frame() {
         "/v1/infer?model=nope",
         None,
         Some("image/png"),
-        png,
+        png.clone(),
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // File paths are not model names.
+    let path = format!("{}/../../models/nanodet-m-416", env!("CARGO_MANIFEST_DIR"));
+    let r = post_json(
+        &app,
+        "/v1/infer",
+        None,
+        &json!({"image": b64(&png), "model": path}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    );
 }
 
 #[tokio::test]

@@ -378,6 +378,32 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
 
 /// The batcher client for `name`, loading the model on first use.
 async fn client_for(state: &ApiState, name: &str) -> ApiResult<Arc<InferClient>> {
+    // Registry names only: the cache also resolves file paths, which clients must not reach.
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !valid {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            format!("invalid model name {name:?}"),
+        ));
+    }
+    // Registry names only: the cache also resolves file paths, which clients must not reach.
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !valid {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            format!("invalid model name {name:?}"),
+        ));
+    }
     let models = state.inner.models.clone();
     let n = name.to_owned();
     let model: Arc<SharedModel> = blocking(move || models.get(&n)).await??;
