@@ -39,8 +39,7 @@ enum Command {
     /// Manage the model registry.
     #[command(subcommand)]
     Models(cmd::models::ModelsCmd),
-    /// The persistent engine: claims runs from the database and runs them (the HTTP API
-    /// joins it in a later release).
+    /// The persistent engine with the HTTP API: claims runs from the database and runs them.
     Serve(cmd::serve::EngineArgs),
     /// The engine only, for scale-out on more machines (same database).
     Worker(cmd::serve::EngineArgs),
@@ -75,7 +74,11 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::main(&server, a),
         Command::Infer(a) => cmd::infer::main(&server, a),
         Command::Models(c) => cmd::models::main(&server, c),
-        Command::Serve(a) | Command::Worker(a) => cmd::serve::main(&server, a),
+        Command::Serve(mut a) => {
+            a.api = true;
+            cmd::serve::main(&server, a)
+        }
+        Command::Worker(a) => cmd::serve::main(&server, a),
         Command::Migrate => cmd::serve::migrate(&server),
         Command::Runs(c) => cmd::runs::main(&server, c),
         Command::Configs(c) => cmd::runs::configs_main(&server, c),

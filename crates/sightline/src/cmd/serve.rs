@@ -25,6 +25,9 @@ pub struct EngineArgs {
     /// RTSP port (default from the server config, 8554; 0 picks a free one).
     #[arg(long)]
     pub rtsp_port: Option<u16>,
+    /// HTTP API address (default from the server config, `[api].bind`); `serve` only.
+    #[arg(skip)]
+    pub api: bool,
 }
 
 /// Opens the store named by the server config and applies its migrations. A database that
@@ -132,9 +135,59 @@ pub fn main(server: &ServerConfig, a: EngineArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let p = prepare(server, &a).await?;
+        let api = if a.api {
+            Some(start_api(server, &p).await?)
+        } else {
+            None
+        };
         run_engine(p, None).await;
+        if let Some(api) = api {
+            api.abort();
+        }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Serves the HTTP API on `[api].bind` beside the engine. Without tokens the API is open
+/// only on a loopback address or with `[api].insecure = true`.
+async fn start_api(
+    server: &ServerConfig,
+    p: &Prepared,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use sightline_api::{ApiOptions, ApiState, AuthMode};
+    let auth = if server.api.insecure || server.api_is_loopback() {
+        AuthMode::Disabled
+    } else {
+        AuthMode::Tokens
+    };
+    let mut opts = ApiOptions::from_config(&server.api, &server.inference, auth);
+    opts.public_rtsp_base = Some(format!(
+        "rtsp://{}:{}",
+        server.rtsp.public_host,
+        p.rtsp.port()
+    ));
+    opts.max_heartbeat_age = Some(Duration::from_secs(server.engine.heartbeat_s * 3 + 5));
+    opts.version = env!("CARGO_PKG_VERSION").into();
+    let state = ApiState::new(p.store.clone(), p.shared.clone(), p.models.clone(), opts);
+    let app = sightline_api::router(state);
+    let listener = tokio::net::TcpListener::bind(&server.api.bind)
+        .await
+        .with_context(|| format!("HTTP API on {}", server.api.bind))?;
+    tracing::info!(
+        addr = %server.api.bind,
+        auth = ?auth,
+        "HTTP API listening (OpenAPI at /openapi.json, docs at /docs)"
+    );
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    }))
 }
 
 /// Runs the supervisor until SIGTERM/SIGINT (or until `stop` is notified).
