@@ -8,7 +8,7 @@
 //! want it.
 
 use crate::template::{PLACEHOLDERS, TopicTemplate};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use sightline_core::{Event, EventKind, FieldErrors};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -479,47 +479,5 @@ impl Router {
     }
 }
 
-/// A string whose value is only reachable through [`Secret::expose`]: `Debug` and
-/// `Serialize` print `***`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The clear value; call it only where the secret is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("***")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
-    }
-}
-
-impl schemars::JsonSchema for Secret {
-    fn schema_name() -> String {
-        "Secret".into()
-    }
-    fn json_schema(g: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
-        String::json_schema(g)
-    }
-}
+/// Secrets (passwords, HMAC keys): masked in `Debug` and serialisation.
+pub use sightline_core::secret::Secret;

@@ -12,7 +12,7 @@ use crate::raster::{Canvas, Path, Rasterizer, to_px};
 use crate::scene::{Scene, SceneLine, SceneObject, SceneZone};
 use crate::style::DrawStyle;
 use crate::text::{TextRenderer, TextSize, clamp_size};
-use sightline_core::{ClassId, Frame};
+use sightline_core::{ClassId, Detection, Frame, Labels};
 use std::fmt::Write as _;
 
 /// Background of the status corner and timestamp.
@@ -125,6 +125,30 @@ impl Painter {
             self.put_text(&mut canvas, b, text, size, color, background);
         }
         b
+    }
+
+    /// Draws bare detections (no tracks, zones or status): `sightline infer` and
+    /// `/v1/infer?annotate=true`.
+    pub fn draw_detections(&mut self, frame: &mut Frame, dets: &[Detection], labels: &Labels) {
+        let names: Vec<_> = dets.iter().map(|d| labels.name(d.class_id)).collect();
+        let objects: Vec<SceneObject<'_>> = dets
+            .iter()
+            .zip(&names)
+            .map(|(d, n)| SceneObject {
+                bbox: d.bbox,
+                class_id: d.class_id,
+                class_name: n,
+                score: d.score,
+                track_id: None,
+            })
+            .collect();
+        self.draw_scene(
+            frame,
+            &Scene {
+                objects: &objects,
+                ..Scene::default()
+            },
+        );
     }
 
     /// Draws one frame's overlay.

@@ -27,7 +27,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sightline_core::Frame;
 use sightline_inference::{DetectOptions, InferClient, SharedModel};
-use sightline_overlay::{DrawStyle, Painter, Scene, SceneObject};
+use sightline_overlay::{DrawStyle, Painter};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::{IntoParams, ToSchema};
@@ -424,30 +424,9 @@ fn annotate(
     dets: &[sightline_core::Detection],
     labels: &sightline_core::Labels,
 ) -> ApiResult<String> {
-    let names: Vec<String> = dets
-        .iter()
-        .map(|d| labels.name(d.class_id).into_owned())
-        .collect();
-    let objects: Vec<SceneObject<'_>> = dets
-        .iter()
-        .zip(&names)
-        .map(|(d, n)| SceneObject {
-            bbox: d.bbox,
-            class_id: d.class_id,
-            class_name: n,
-            score: d.score,
-            track_id: None,
-        })
-        .collect();
     let mut painter =
         Painter::new(DrawStyle::default()).map_err(|e| ApiError::internal("painter", &e))?;
-    painter.draw_scene(
-        &mut frame,
-        &Scene {
-            objects: &objects,
-            ..Scene::default()
-        },
-    );
+    painter.draw_detections(&mut frame, dets, labels);
     let jpg = jpeg::encode(&frame)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(jpg))
 }

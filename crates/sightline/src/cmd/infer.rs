@@ -7,7 +7,7 @@ use sightline_config::ServerConfig;
 use sightline_core::Frame;
 use sightline_engine::ModelCache;
 use sightline_inference::DetectOptions;
-use sightline_overlay::{DrawStyle, Painter, Scene, SceneObject};
+use sightline_overlay::{DrawStyle, Painter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -107,25 +107,7 @@ pub fn main(server: &ServerConfig, a: InferArgs) -> anyhow::Result<ExitCode> {
         if let Some(dir) = &a.out {
             let mut frame: Frame = frame;
 
-            let names: Vec<_> = dets.iter().map(|d| labels.name(d.class_id)).collect();
-            let objects: Vec<SceneObject<'_>> = dets
-                .iter()
-                .zip(&names)
-                .map(|(d, n)| SceneObject {
-                    bbox: d.bbox,
-                    class_id: d.class_id,
-                    class_name: n,
-                    score: d.score,
-                    track_id: None,
-                })
-                .collect();
-            painter.draw_scene(
-                &mut frame,
-                &Scene {
-                    objects: &objects,
-                    ..Scene::default()
-                },
-            );
+            painter.draw_detections(&mut frame, &dets, &labels);
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
             let out = dir.join(format!("{stem}.annotated.png"));
             image::RgbImage::from_raw(frame.width, frame.height, frame.data)
