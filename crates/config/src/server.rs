@@ -233,6 +233,19 @@ impl sightline_core::error::Classify for ServerConfigError {
     }
 }
 
+/// The top-level fields of [`ServerConfig`], the only names read from the environment.
+const TOP_LEVEL_FIELDS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "worker_id",
+    "engine",
+    "rtsp",
+    "api",
+    "inference",
+    "log",
+    "notify",
+];
+
 impl ServerConfig {
     /// Defaults, then the file (if given; it must exist), then `SIGHTLINE_*` environment
     /// variables; validated.
@@ -251,8 +264,14 @@ impl ServerConfig {
             }
             fig = fig.merge(Toml::file(f));
         }
-        // `SIGHTLINE_CONFIG` names the file itself; it is not a field.
-        let env = env.ignore(&["config"]);
+        // Only variables naming a top-level field are configuration: `SIGHTLINE_CONFIG`
+        // names the file itself, and other tools' `SIGHTLINE_*` variables (the tests'
+        // `SIGHTLINE_REQUIRE_PG`, `SIGHTLINE_MODELS_DIR`, …) must not make start-up fail.
+        // A misspelt field inside a section is still an error (`deny_unknown_fields`).
+        let env = env.filter(|k| {
+            let top = k.as_str().split('.').next().unwrap_or("");
+            TOP_LEVEL_FIELDS.contains(&top)
+        });
         let cfg: ServerConfig = fig
             .merge(env)
             .extract()
@@ -423,6 +442,35 @@ mod tests {
             assert_eq!(c.data_dir, PathBuf::from("/var/x"));
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type, not ours
+    fn other_tools_variables_are_not_fields_but_misspelt_section_fields_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            // What the test scripts and the registry export: not configuration.
+            jail.set_env("SIGHTLINE_REQUIRE_PG", "1");
+            jail.set_env("SIGHTLINE_MODELS_DIR", "/tmp/models");
+            jail.set_env("SIGHTLINE_CONFIG", "/nowhere.toml");
+            jail.set_env("SIGHTLINE_DATA_DIR", "/srv/data");
+            let c = ServerConfig::load(None).unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("/srv/data"));
+
+            jail.set_env("SIGHTLINE_RTSP__PROT", "9000");
+            let err = ServerConfig::load(None).unwrap_err().to_string();
+            assert!(err.contains("prot"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn top_level_field_list_matches_the_struct() {
+        let v = serde_json::to_value(ServerConfig::default()).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut listed = TOP_LEVEL_FIELDS.to_vec();
+        keys.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(keys, listed, "TOP_LEVEL_FIELDS is out of date");
     }
 
     #[test]
