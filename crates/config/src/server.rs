@@ -269,8 +269,9 @@ impl ServerConfig {
         // `SIGHTLINE_REQUIRE_PG`, `SIGHTLINE_MODELS_DIR`, …) must not make start-up fail.
         // A misspelt field inside a section is still an error (`deny_unknown_fields`).
         let env = env.filter(|k| {
+            // Keys keep the variable's case (`DATA_DIR`, `RTSP.PORT`); fields are lower case.
             let top = k.as_str().split('.').next().unwrap_or("");
-            TOP_LEVEL_FIELDS.contains(&top)
+            TOP_LEVEL_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(top))
         });
         let cfg: ServerConfig = fig
             .merge(env)

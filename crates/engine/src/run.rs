@@ -201,7 +201,7 @@ pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// How often a copy of the output frame is kept for the slate.
+/// How often a copy of the incoming (undrawn) frame is kept for the slate.
 const SLATE_COPY_EVERY: Duration = Duration::from_secs(1);
 
 struct RunLoop {
@@ -410,6 +410,12 @@ impl RunLoop {
                     .status
                     .frames_dropped_source
                     .fetch_add(stats.frames_dropped - dropped_seen, Ordering::Relaxed);
+                crate::telemetry::FramesDropped {
+                    run: &self.spec.run_id,
+                    reason: "source_behind",
+                    count: stats.frames_dropped - dropped_seen,
+                }
+                .emit();
                 dropped_seen = stats.frames_dropped;
             }
             match ev {
@@ -479,6 +485,22 @@ impl RunLoop {
         }
         let status = &self.ctx.status;
         status.frames_in.fetch_add(1, Ordering::Relaxed);
+        // The slate shows the last camera picture as it came in, without stale boxes.
+        let arrived = Instant::now();
+        crate::telemetry::FrameIn {
+            run: &self.spec.run_id,
+            queued_s: arrived
+                .saturating_duration_since(frame.decoded_at)
+                .as_secs_f64(),
+        }
+        .emit();
+        if self
+            .last_copy
+            .as_ref()
+            .is_none_or(|(t, _)| arrived.duration_since(*t) >= SLATE_COPY_EVERY)
+        {
+            self.last_copy = Some((arrived, frame.clone()));
+        }
         let text = StatusText {
             lines: vec![
                 format!("{:.1} fps", self.fps_estimate()),
@@ -492,6 +514,12 @@ impl RunLoop {
                 // Overloaded or dropped inference: show the frame without new results.
                 tracing::debug!(run_id = %self.spec.run_id, error = %e, "inference skipped");
                 status.frames_dropped_infer.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::FramesDropped {
+                    run: &self.spec.run_id,
+                    reason: "infer_overloaded",
+                    count: 1,
+                }
+                .emit();
                 (Vec::new(), Default::default())
             }
             Err(e) => return Flow::End(RunOutcome::failed("stage_error", e.to_string())),
@@ -515,13 +543,6 @@ impl RunLoop {
         }
         self.ctx.taps.offer(&frame);
         let now = Instant::now();
-        if self
-            .last_copy
-            .as_ref()
-            .is_none_or(|(t, _)| now.duration_since(*t) >= SLATE_COPY_EVERY)
-        {
-            self.last_copy = Some((now, frame.clone()));
-        }
         let decoded_at = frame.decoded_at;
         if let Some(out) = &self.output
             && let Err(e) = out.push(frame)

@@ -328,6 +328,12 @@ impl Engine {
         // Live statistics for the API of other workers.
         for (id, a) in &self.active {
             let s = a.handle.status.snapshot();
+            crate::telemetry::RunLive {
+                run: id,
+                state: a.state,
+                fps: s.fps,
+            }
+            .emit();
             if let Ok(v) = serde_json::to_value(&s) {
                 let _ = self.store.update_run_stats(id, &v).await;
             }

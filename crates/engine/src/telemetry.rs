@@ -31,6 +31,36 @@ impl StageTimed<'_> {
     }
 }
 
+/// A decoded frame reached the run's pipeline, `queued_s` after the decoder produced it.
+pub struct FrameIn<'a> {
+    pub run: &'a RunId,
+    pub queued_s: f64,
+}
+
+impl FrameIn<'_> {
+    pub fn emit(&self) {
+        let run = self.run.to_string();
+        counter!("sightline_frames_received_total", "run" => run.clone()).increment(1);
+        histogram!("sightline_stage_latency_seconds", "run" => run, "stage" => "queue")
+            .record(self.queued_s);
+    }
+}
+
+/// Frames that never reached the output: `source_behind` (the source queue overflowed,
+/// newest wins) or `infer_overloaded` (the model's queue was full; shown without results).
+pub struct FramesDropped<'a> {
+    pub run: &'a RunId,
+    pub reason: &'static str,
+    pub count: u64,
+}
+
+impl FramesDropped<'_> {
+    pub fn emit(&self) {
+        counter!("sightline_frames_dropped_total", "run" => self.run.to_string(), "reason" => self.reason)
+            .increment(self.count);
+    }
+}
+
 /// A frame left the pipeline for the encoder.
 pub struct FrameOut<'a> {
     pub run: &'a RunId,
@@ -86,6 +116,12 @@ impl LeaseRenewal {
     pub fn emit(&self) {
         let outcome = if self.ok { "ok" } else { "failed" };
         counter!("sightline_lease_renewals_total", "outcome" => outcome).increment(1);
+        if self.ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            metrics::gauge!("sightline_engine_heartbeat_timestamp_seconds").set(now);
+        }
     }
 }
 
@@ -103,6 +139,26 @@ impl RunsByState {
         for (i, s) in sightline_core::RunState::ALL.iter().enumerate() {
             metrics::gauge!("sightline_runs", "state" => s.as_str()).set(f64::from(counts[i]));
         }
+    }
+}
+
+/// A run's state (1 for the current one, 0 for the others) and output frame rate, set on
+/// every heartbeat. Gauges of runs that left this worker expire in the exporter.
+pub struct RunLive<'a> {
+    pub run: &'a RunId,
+    pub state: sightline_core::RunState,
+    pub fps: f64,
+}
+
+impl RunLive<'_> {
+    pub fn emit(&self) {
+        let run = self.run.to_string();
+        for s in sightline_core::RunState::ALL {
+            let v = if s == self.state { 1.0 } else { 0.0 };
+            metrics::gauge!("sightline_run_state", "run" => run.clone(), "state" => s.as_str())
+                .set(v);
+        }
+        metrics::gauge!("sightline_output_fps", "run" => run).set(self.fps);
     }
 }
 

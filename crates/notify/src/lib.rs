@@ -28,7 +28,7 @@ pub use config::{
     Filter, MqttSinkConfig, NotifySection, Router, Secret, SinkConfig, WebhookSinkConfig,
 };
 pub use error::NotifyError;
-pub use notifier::{Notifier, SinkStatus, Waker};
+pub use notifier::{Notifier, SinkStatus, StatusHandle, Waker};
 pub use payload::Notification;
 pub use retry::{Retry, RetryPolicy};
 pub use webhook::{signature, verify_signature};

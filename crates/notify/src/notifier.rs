@@ -349,6 +349,11 @@ impl Notifier {
         self.sinks.iter().map(|s| s.state.status()).collect()
     }
 
+    /// A cheap, cloneable view of [`Notifier::status`] (for the API's `/ready`).
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle(self.sinks.iter().map(|s| s.state.clone()).collect())
+    }
+
     /// Whether any delivery task is still running (false once stopped, by
     /// [`Notifier::shutdown`] or the `shutdown` future, or if a task died).
     pub fn is_running(&self) -> bool {
@@ -423,6 +428,16 @@ async fn listen(store: Store, wakers: Vec<Arc<Notify>>, mut stop: watch::Receive
             }
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Reads the sinks' health without owning the [`Notifier`].
+#[derive(Debug, Clone)]
+pub struct StatusHandle(Vec<Arc<SinkState>>);
+
+impl StatusHandle {
+    pub fn status(&self) -> Vec<SinkStatus> {
+        self.0.iter().map(|s| s.status()).collect()
     }
 }
 

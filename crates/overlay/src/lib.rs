@@ -43,4 +43,4 @@ pub use style::{
     BOX_THICKNESS_RANGE, DEFAULT_BOX_THICKNESS, DEFAULT_FONT_SIZE, DEFAULT_ZONE_FILL_OPACITY,
     DrawStyle, FONT_SIZE_RANGE,
 };
-pub use text::{MAX_TEXT_PX, MIN_TEXT_PX, TextSize};
+pub use text::{MAX_TEXT_PX, MIN_TEXT_PX, TextSize, font_data};

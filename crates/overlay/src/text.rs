@@ -16,6 +16,11 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// DejaVu Sans Bold (Bitstream Vera licence, see `assets/DejaVuSans-LICENSE.txt`).
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans-Bold.ttf");
 
+/// The embedded font (DejaVu Sans Bold), for other drawing (the bench plot).
+pub fn font_data() -> &'static [u8] {
+    FONT_BYTES
+}
+
 /// Smallest text size drawn, in pixels; smaller requests are clamped.
 pub const MIN_TEXT_PX: u32 = 4;
 /// Largest text size drawn, in pixels; larger requests are clamped (this bounds the size of

@@ -3,6 +3,7 @@
 
 mod cmd;
 mod logging;
+mod metrics;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,6 +56,11 @@ enum Command {
     Events(cmd::events::EventsArgs),
     /// Print the JSON Schema of the pipeline config.
     Schema,
+    /// How many streams this machine carries: limits, one stream, a ramp of N streams.
+    Bench(cmd::bench::BenchArgs),
+    /// Manage HTTP API bearer tokens.
+    #[command(subcommand)]
+    Token(cmd::tokens::TokenCmd),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::main(&server, a),
         Command::Infer(a) => cmd::infer::main(&server, a),
         Command::Models(c) => cmd::models::main(&server, c),
+        Command::Token(c) => cmd::tokens::main(&server, c),
+        Command::Bench(a) => cmd::bench::main(&server, a),
         Command::Serve(mut a) => {
             a.api = true;
             cmd::serve::main(&server, a)

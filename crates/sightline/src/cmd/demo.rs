@@ -67,6 +67,7 @@ pub fn main(server: &ServerConfig, a: DemoArgs) -> anyhow::Result<ExitCode> {
             &EngineArgs {
                 max_runs: None,
                 rtsp_port: a.rtsp_port,
+                metrics_addr: None,
                 api: false,
             },
         )

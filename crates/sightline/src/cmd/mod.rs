@@ -1,5 +1,6 @@
 //! Subcommands. Each returns the process exit code; errors are logged by `main`.
 
+pub mod bench;
 pub mod demo;
 pub mod events;
 pub mod infer;
@@ -7,6 +8,7 @@ pub mod models;
 pub mod run;
 pub mod runs;
 pub mod serve;
+pub mod tokens;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -176,11 +176,32 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
             })?;
         rx
     };
+    // On a terminal, a file gets a progress line instead of periodic log lines.
+    let bar =
+        (std::io::IsTerminal::is_terminal(&std::io::stderr()) && is_file(&f.source)).then(|| {
+            let b = indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {pos} frames {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
     let mut last_log = std::time::Instant::now();
     while !handle.is_finished() {
         if stop.recv_timeout(Duration::from_millis(200)).is_ok() {
             tracing::info!("stopping (signal)");
             handle.send(Control::Stop);
+        }
+        if let Some(b) = &bar {
+            let s = status.snapshot();
+            b.set_position(s.frames_out);
+            b.set_message(format!(
+                "{:.1} fps, {} events, {} dropped, p95 {:.0} ms",
+                s.fps, s.events, s.frames_dropped, s.latency_ms_p95
+            ));
+            continue;
         }
         if last_log.elapsed() >= Duration::from_secs(5) {
             last_log = std::time::Instant::now();
@@ -194,6 +215,9 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
             );
         }
     }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     let outcome = handle.join();
     let s = status.snapshot();
     tracing::info!(
@@ -204,6 +228,10 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
         RunOutcome::Completed | RunOutcome::Stopped | RunOutcome::Released => ExitCode::SUCCESS,
         RunOutcome::Failed { .. } => ExitCode::FAILURE,
     })
+}
+
+fn is_file(source: &str) -> bool {
+    source.starts_with("file://") || !source.contains("://")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -3,8 +3,8 @@
 //! URL), runs the migrations, starts the RTSP server and the supervisor, and waits for work
 //! until SIGTERM/SIGINT, then releases its runs within the shutdown bound.
 //!
-//! `serve` and `worker` run the same engine; `serve` is the one the HTTP API joins (it is
-//! not part of this build yet, see the README), `worker` is for scale-out.
+//! `serve` and `worker` run the same engine; `serve` adds the HTTP API (with `/metrics`),
+//! `worker` is for scale-out and serves `/metrics` on `--metrics-addr` when asked.
 
 use anyhow::Context;
 use clap::Args;
@@ -25,6 +25,10 @@ pub struct EngineArgs {
     /// RTSP port (default from the server config, 8554; 0 picks a free one).
     #[arg(long)]
     pub rtsp_port: Option<u16>,
+    /// Also serve Prometheus `/metrics` on this address (e.g. `0.0.0.0:9464`); `serve`
+    /// has it on the API address as well.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
     /// HTTP API address (default from the server config, `[api].bind`); `serve` only.
     #[arg(skip)]
     pub api: bool,
@@ -72,12 +76,19 @@ pub struct Prepared {
     pub rtsp: Arc<RtspServer>,
     pub options: EngineOptions,
     pub shared: Arc<EngineShared>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Prepared> {
     sightline_media::init().context("GStreamer")?;
+    let metrics = crate::metrics::install().context("metrics recorder")?;
     let store = open_store(server).await?;
     let models = Arc::new(ModelCache::open(&server.inference, &server.data_dir)?);
+    metrics.watch_models(models.clone());
+    metrics.watch_disk(&server.data_dir);
+    if let Some(addr) = &a.metrics_addr {
+        crate::metrics::serve(addr, metrics.clone()).await?;
+    }
     // The default model is loaded up front: a broken runtime or model is a start-up error.
     models
         .get(&server.inference.default_model)
@@ -127,6 +138,7 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         rtsp,
         options,
         shared: EngineShared::new(),
+        metrics,
     })
 }
 
@@ -142,11 +154,21 @@ pub fn main(server: &ServerConfig, a: EngineArgs) -> anyhow::Result<ExitCode> {
         };
         run_engine(p, None).await;
         if let Some(api) = api {
-            api.abort();
+            // The API stopped accepting at the signal; in-flight requests get until now
+            // plus the drain bound.
+            if tokio::time::timeout(API_DRAIN, api).await.is_err() {
+                tracing::warn!(
+                    drain_s = API_DRAIN.as_secs(),
+                    "HTTP requests still in flight after the drain bound; dropping them"
+                );
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// How long in-flight HTTP requests may finish after SIGTERM.
+const API_DRAIN: Duration = Duration::from_secs(30);
 
 /// Serves the HTTP API on `[api].bind` beside the engine. Without tokens the API is open
 /// only on a loopback address or with `[api].insecure = true`.
@@ -168,6 +190,36 @@ async fn start_api(
     ));
     opts.max_heartbeat_age = Some(Duration::from_secs(server.engine.heartbeat_s * 3 + 5));
     opts.version = env!("CARGO_PKG_VERSION").into();
+    opts.metrics = Some(p.metrics.renderer());
+    if let Some(n) = &p.notifier {
+        let h = n.status_handle();
+        opts.readiness.push((
+            "notify".into(),
+            Arc::new(move || {
+                let down: Vec<String> = h
+                    .status()
+                    .into_iter()
+                    .filter(|s| !s.connected || s.over_cap)
+                    .map(|s| {
+                        let why = if s.over_cap {
+                            "outbox over its cap"
+                        } else {
+                            "not connected"
+                        };
+                        match s.last_error {
+                            Some(e) => format!("{}: {why} ({e})", s.name),
+                            None => format!("{}: {why}", s.name),
+                        }
+                    })
+                    .collect();
+                if down.is_empty() {
+                    Ok(())
+                } else {
+                    Err(down.join("; "))
+                }
+            }),
+        ));
+    }
     let state = ApiState::new(p.store.clone(), p.shared.clone(), p.models.clone(), opts);
     let app = sightline_api::router(state);
     let listener = tokio::net::TcpListener::bind(&server.api.bind)
@@ -179,10 +231,13 @@ async fn start_api(
         "HTTP API listening (OpenAPI at /openapi.json, docs at /docs)"
     );
     Ok(tokio::spawn(async move {
+        // Stops accepting at SIGTERM/SIGINT and lets in-flight requests finish; the
+        // caller bounds the wait (API_DRAIN).
         if let Err(e) = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
+        .with_graceful_shutdown(super::run::wait_for_signal())
         .await
         {
             tracing::error!(error = %e, "HTTP API stopped");

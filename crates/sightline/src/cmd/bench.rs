@@ -1,0 +1,637 @@
+//! `sightline bench`: how many camera streams this machine carries.
+//!
+//! In one process, in this order:
+//! 1. **Limits** — decode-only throughput of the clip (GStreamer, as fast as possible) and
+//!    inference-only throughput of the model on decoded frames with 1, 2 and 4 clients sharing
+//!    the batcher (`sightline_inference::bench`).
+//! 2. **Single stream, unpaced** — one run of the clip through the whole pipeline (decode,
+//!    infer, track, rules, draw, encode, RTSP) as fast as it goes; its fps over the smaller of
+//!    the two limits is the pipeline's *efficiency*.
+//! 3. **Ramp** — the real engine (embedded SQLite in a temporary directory, the shipped model
+//!    and `configs/demo.toml`) with N runs of the clip, looped and paced like cameras (frames
+//!    the pipeline cannot take in time are dropped and counted). N goes 1, 2, … `--max-streams`;
+//!    each step is measured for `--seconds` after `--warmup`. A step holds the target when no
+//!    stream drops more than `--max-drop` and every stream's p95 latency (decoded → encoded)
+//!    is under two frame intervals plus the mean inference time. The ramp stops at the first
+//!    step that misses it (`--keep-going` measures every step anyway).
+//! 4. With `--baseline python`, the Python + OpenCV + onnxruntime per-frame pipeline on the
+//!    same clip and model (`.venv-bench`, installed by `scripts/setup`), and the ratio of (2)
+//!    to it.
+//!
+//! Output: a table on stdout (or JSON with `--json`), and a PNG plot with `--plot FILE`.
+//! Figures depend on the machine and on what else runs on it; nothing here is a pass/fail
+//! test of speed.
+
+use super::demo::shipped;
+use super::serve::{EngineArgs, prepare, run_engine, runtime};
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sightline_config::ServerConfig;
+use sightline_core::{RunId, RunState};
+use sightline_engine::{EngineShared, StatusSnapshot};
+use sightline_inference::bench::{InferenceBenchOptions, InferenceBenchReport};
+use sightline_store::{NewRun, SourceUri, Store};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Highest number of concurrent streams to try.
+    #[arg(long, default_value_t = 8)]
+    pub max_streams: usize,
+    /// Measurement window per step, seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Settling time before each window, seconds.
+    #[arg(long, default_value_t = 4)]
+    pub warmup: u64,
+    /// Largest acceptable share of dropped frames per stream.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_drop: f64,
+    /// Measure every step even after one misses the target.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Compare against a baseline: `python` (Python + OpenCV + onnxruntime per frame).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// The clip (default: the shipped `samples/vtest.avi`).
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// Pipeline config file (default: the shipped `configs/demo.toml`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a PNG plot of fps and latency against N.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// Throughput limits measured in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// Decoding the clip alone, frames per second.
+    pub decode_fps: f64,
+    /// Pre-process + infer + decode + NMS for one frame (one client), mean ms.
+    pub infer_ms: f64,
+    /// Inference alone, `(clients, fps)` with the batcher shared.
+    pub infer_fps: Vec<(usize, f64)>,
+}
+
+/// One step of the ramp.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub streams: usize,
+    /// Output frames per second, per stream (mean, min).
+    pub fps_mean: f64,
+    pub fps_min: f64,
+    /// The clip's own rate: what each stream should reach.
+    pub source_fps: f64,
+    /// Dropped ÷ (dropped + received), worst stream.
+    pub drop_rate_max: f64,
+    /// Decoded → encoded latency, ms: mean of the streams' p50, worst stream's p95.
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    /// Process CPU over the window, percent of one core.
+    pub cpu_pct: f64,
+    pub rss_mb: f64,
+    /// GPU memory used (MB), when NVML is present.
+    pub gpu_mem_mb: Option<f64>,
+    /// Whether this step holds the target.
+    pub ok: bool,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub clip: String,
+    pub model: String,
+    pub cores: usize,
+    pub limits: Limits,
+    /// One stream through the whole pipeline as fast as it goes, fps.
+    pub single_stream_fps: f64,
+    /// `single_stream_fps` ÷ min(decode, inference with one client).
+    pub efficiency: f64,
+    /// Output frames per second of all streams at the largest N that held the target,
+    /// ÷ min(decode, best batched inference): how much of the machine's limit the engine
+    /// turns into real-time streams.
+    pub ramp_efficiency: Option<f64>,
+    /// p95 target, ms: 2 frame intervals + mean inference time.
+    pub target_p95_ms: f64,
+    pub steps: Vec<Step>,
+    /// The largest N that held the target (0: not even one).
+    pub max_streams_ok: usize,
+    pub python: Option<PythonComparison>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PythonComparison {
+    /// The Python per-frame pipeline, fps (its own timing; see its script).
+    pub python_fps: f64,
+    pub onnxruntime: String,
+    pub opencv: String,
+    /// `single_stream_fps` ÷ `python_fps`.
+    pub ratio: f64,
+    /// Our inference path alone ÷ `python_fps` (same work as the script times).
+    pub inference_ratio: Option<f64>,
+}
+
+pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
+    if a.max_streams == 0 || a.seconds == 0 {
+        bail!("--max-streams and --seconds must be at least 1");
+    }
+    if let Some(b) = &a.baseline
+        && b != "python"
+    {
+        bail!("--baseline: unknown baseline {b:?} (python)");
+    }
+    let clip = match &a.clip {
+        Some(c) => std::path::absolute(c)?,
+        None => shipped("samples/vtest.avi")
+            .context("samples/vtest.avi not found (run from the repository, or pass --clip)")?,
+    };
+    if !clip.is_file() {
+        bail!("--clip: {} is not a file", clip.display());
+    }
+    let config = match &a.config {
+        Some(c) => c.clone(),
+        None => shipped("configs/demo.toml").context("configs/demo.toml not found")?,
+    };
+    let repo = shipped("models")
+        .and_then(|m| m.parent().map(Path::to_path_buf))
+        .context("the shipped models/ folder was not found")?;
+
+    let step_s = a.warmup + a.seconds;
+    let total = 2 * a.seconds + step_s * a.max_streams as u64 + 20;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    // 1. Limits.
+    bar.set_message("decode-only limit");
+    sightline_media::init().context("GStreamer")?;
+    let decode_fps = decode_only_fps(&clip, Duration::from_secs(a.seconds))?;
+    bar.inc(a.seconds);
+    bar.set_message("inference-only limit");
+    let mut iopts = InferenceBenchOptions::for_repo(&repo)?;
+    iopts.video = clip.clone();
+    iopts.frames = 40;
+    iopts.concurrency = vec![1, 2, 4];
+    if a.baseline.is_none() {
+        iopts.python = None;
+    } else if iopts.python.is_none() {
+        bail!(
+            "--baseline python needs the Python environment .venv-bench (run scripts/setup without SIGHTLINE_SKIP_PY)"
+        );
+    }
+    let inf: InferenceBenchReport = sightline_inference::bench::run_inference_bench(&iopts)?;
+    bar.inc(a.seconds);
+    let limits = Limits {
+        decode_fps,
+        infer_ms: inf.full_infer.mean_ms,
+        infer_fps: inf.concurrent.iter().map(|c| (c.clients, c.fps)).collect(),
+    };
+    let infer_1 = limits
+        .infer_fps
+        .first()
+        .map_or(inf.full_infer.fps, |(_, f)| *f);
+    let infer_best = limits
+        .infer_fps
+        .iter()
+        .map(|(_, f)| *f)
+        .fold(infer_1, f64::max);
+
+    // 2 and 3 on the real engine.
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let mut server = server.clone();
+    server.data_dir = dir.path().to_path_buf();
+    server.database_url = None;
+    server.engine.max_runs = a.max_streams as u32 + 1;
+    let rt = runtime()?;
+    let (single_stream_fps, source_fps, steps) = rt.block_on(async {
+        let p = prepare(
+            &server,
+            &EngineArgs {
+                max_runs: None,
+                rtsp_port: Some(0),
+                metrics_addr: None,
+                api: false,
+            },
+        )
+        .await?;
+        let version = super::runs::put_config_file(&p.store, "bench", &config).await?;
+        let store = p.store.clone();
+        let shared = p.shared.clone();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let engine = tokio::spawn(run_engine(p, Some(stop.clone())));
+        let r = ramp(&a, &store, &shared, &clip, version, &bar).await;
+        stop.notify_one();
+        let _ = engine.await;
+        r
+    })?;
+    bar.finish_and_clear();
+
+    let target_p95_ms = 2000.0 / source_fps + limits.infer_ms;
+    let mut steps = steps;
+    for s in &mut steps {
+        s.ok = s.drop_rate_max <= a.max_drop
+            && s.latency_p95_ms < target_p95_ms
+            && s.fps_min >= 0.9 * source_fps;
+    }
+    let max_streams_ok = steps.iter().take_while(|s| s.ok).count();
+    let limit_1 = decode_fps.min(infer_1);
+    let ramp_efficiency = (max_streams_ok > 0).then(|| {
+        let s = &steps[max_streams_ok - 1];
+        s.fps_mean * s.streams as f64 / decode_fps.min(infer_best)
+    });
+    let python = inf.python.as_ref().map(|py| PythonComparison {
+        python_fps: py.fps,
+        onnxruntime: py.onnxruntime.clone(),
+        opencv: py.opencv.clone(),
+        ratio: single_stream_fps / py.fps,
+        inference_ratio: inf.speedup_vs_python,
+    });
+    let report = BenchReport {
+        clip: clip.display().to_string(),
+        model: inf.model.clone(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        limits,
+        single_stream_fps,
+        efficiency: single_stream_fps / limit_1,
+        ramp_efficiency,
+        target_p95_ms,
+        steps,
+        max_streams_ok,
+        python,
+    };
+    if let Some(p) = &a.plot {
+        plot(&report, p).with_context(|| format!("plot {}", p.display()))?;
+    }
+    if a.json {
+        super::say(&serde_json::to_string_pretty(&report)?);
+    } else {
+        super::say(&table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Frames per second decoding the clip with nothing else to do (looped if it is short).
+fn decode_only_fps(clip: &Path, budget: Duration) -> anyhow::Result<f64> {
+    use sightline_media::{Pacing, Source, SourceEvent, SourceOptions};
+    let mut o = SourceOptions::new(format!("file://{}", clip.display())).with_pacing(Pacing::Fast);
+    o.loop_file = true;
+    let src = Source::open(o)?;
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < budget {
+        match src.next(Duration::from_secs(5)) {
+            SourceEvent::Frame(_) => n += 1,
+            SourceEvent::Idle => {}
+            SourceEvent::Eos => break,
+            SourceEvent::Lost(e) => bail!("decoding {}: {e}", clip.display()),
+            SourceEvent::Error(e) => bail!("decoding {}: {e}", clip.display()),
+        }
+    }
+    let fps = n as f64 / t0.elapsed().as_secs_f64();
+    src.close();
+    Ok(fps)
+}
+
+async fn add_run(
+    store: &Store,
+    id: &RunId,
+    clip: &Path,
+    version: i64,
+    pacing: &str,
+) -> anyhow::Result<()> {
+    store
+        .create_run(NewRun {
+            id: Some(id.clone()),
+            source: SourceUri::new(format!("file://{}", clip.display()))?,
+            config_name: "bench".into(),
+            config_version: Some(version),
+            models: vec![],
+            output: serde_json::json!({"loop": true, "pacing": pacing}),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Waits until the run is running with frames coming out (or gives up with its error).
+async fn wait_running(
+    store: &Store,
+    shared: &EngineShared,
+    id: &RunId,
+) -> anyhow::Result<StatusSnapshot> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = shared.status(id)
+            && s.state == RunState::Running
+            && s.frames_out > 0
+        {
+            return Ok(s);
+        }
+        if let Ok(r) = store.get_run(id).await
+            && r.state.is_terminal()
+        {
+            bail!(
+                "run {id} ended {}: {}",
+                r.state,
+                r.last_error
+                    .map(|e| format!("{}: {}", e.code, e.message))
+                    .unwrap_or_default()
+            );
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!("run {id} did not start within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ramp(
+    a: &BenchArgs,
+    store: &Store,
+    shared: &EngineShared,
+    clip: &Path,
+    version: i64,
+    bar: &ProgressBar,
+) -> anyhow::Result<(f64, f64, Vec<Step>)> {
+    // 2. One stream, unpaced.
+    bar.set_message("one stream, unpaced");
+    let fast = RunId::parse("bench-fast").map_err(anyhow::Error::msg)?;
+    add_run(store, &fast, clip, version, "fast").await?;
+    wait_running(store, shared, &fast).await?;
+    tokio::time::sleep(Duration::from_secs(a.warmup.min(2))).await;
+    let before = shared.status(&fast).context("run vanished")?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let after = shared.status(&fast).context("run vanished")?;
+    let single = (after.frames_out - before.frames_out) as f64 / t0.elapsed().as_secs_f64();
+    store.request_stop(&fast).await?;
+    wait_gone(shared, &fast).await;
+    bar.inc(a.seconds + 2);
+
+    // The clip's own rate.
+    let source_fps = {
+        let s = sightline_media::Source::open(
+            sightline_media::SourceOptions::new(format!("file://{}", clip.display()))
+                .with_pacing(sightline_media::Pacing::Fast),
+        )?;
+        let fps = s.info().fps.unwrap_or(25.0);
+        s.close();
+        fps
+    };
+
+    // 3. The ramp.
+    let mut steps = Vec::new();
+    let mut ids: Vec<RunId> = Vec::new();
+    for n in 1..=a.max_streams {
+        bar.set_message(format!("{n} stream(s)"));
+        let id = RunId::parse(&format!("bench-{n}")).map_err(anyhow::Error::msg)?;
+        add_run(store, &id, clip, version, "live").await?;
+        wait_running(store, shared, &id).await?;
+        ids.push(id);
+        tokio::time::sleep(Duration::from_secs(a.warmup)).await;
+        let before: HashMap<RunId, StatusSnapshot> = ids
+            .iter()
+            .filter_map(|i| Some((i.clone(), shared.status(i)?)))
+            .collect();
+        let (cpu0, _) = crate::metrics::process_usage();
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+        let dt = t0.elapsed().as_secs_f64();
+        let (cpu1, rss) = crate::metrics::process_usage();
+        let mut fps = Vec::new();
+        let mut drops = Vec::new();
+        let mut p50 = Vec::new();
+        let mut p95 = Vec::new();
+        for i in &ids {
+            let (Some(b), Some(e)) = (before.get(i), shared.status(i)) else {
+                bail!("run {i} stopped during the bench");
+            };
+            fps.push((e.frames_out - b.frames_out) as f64 / dt);
+            let dropped = (e.frames_dropped - b.frames_dropped) as f64;
+            let received = (e.frames_in - b.frames_in) as f64;
+            drops.push(dropped / (dropped + received).max(1.0));
+            p50.push(e.latency_ms_p50);
+            p95.push(e.latency_ms_p95);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        steps.push(Step {
+            streams: n,
+            fps_mean: mean(&fps),
+            fps_min: fps.iter().copied().fold(f64::INFINITY, f64::min),
+            source_fps,
+            drop_rate_max: max(&drops),
+            latency_p50_ms: mean(&p50),
+            latency_p95_ms: max(&p95),
+            cpu_pct: (cpu1 - cpu0) / dt * 100.0,
+            rss_mb: rss as f64 / 1e6,
+            gpu_mem_mb: gpu_mem_mb(),
+            ok: true, // decided by the caller, which knows the inference time
+        });
+        bar.inc(a.warmup + a.seconds);
+        let last = &steps[steps.len() - 1];
+        let behind = last.drop_rate_max > a.max_drop || last.fps_min < 0.9 * source_fps;
+        if behind && !a.keep_going {
+            break;
+        }
+    }
+    for i in &ids {
+        let _ = store.request_stop(i).await;
+    }
+    Ok((single, source_fps, steps))
+}
+
+async fn wait_gone(shared: &EngineShared, id: &RunId) {
+    let t0 = Instant::now();
+    while shared.status(id).is_some() && t0.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn gpu_mem_mb() -> Option<f64> {
+    let nvml = nvml_wrapper::Nvml::init().ok()?;
+    let n = nvml.device_count().ok()?;
+    let mut used = 0u64;
+    for i in 0..n {
+        used += nvml.device_by_index(i).ok()?.memory_info().ok()?.used;
+    }
+    Some(used as f64 / 1e6)
+}
+
+fn table(r: &BenchReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "sightline bench — {} — model {} — {} cores",
+        r.clip, r.model, r.cores
+    );
+    let _ = writeln!(
+        s,
+        "limits: decode-only {:.1} fps; inference-only {} ({:.1} ms/frame, one client)",
+        r.limits.decode_fps,
+        r.limits
+            .infer_fps
+            .iter()
+            .map(|(c, f)| format!("{f:.1} fps × {c} client(s)"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.limits.infer_ms
+    );
+    let _ = writeln!(
+        s,
+        "one stream unpaced: {:.1} fps = {:.2} of the limit (efficiency)",
+        r.single_stream_fps, r.efficiency
+    );
+    if let Some(py) = &r.python {
+        let _ = writeln!(
+            s,
+            "python baseline (onnxruntime {}, opencv {}): {:.1} fps; sightline one stream ÷ python = {:.2}{}",
+            py.onnxruntime,
+            py.opencv,
+            py.python_fps,
+            py.ratio,
+            py.inference_ratio
+                .map(|x| format!(", inference path ÷ python = {x:.2}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "target: drops ≤ 1 %, p95 < {:.0} ms (2 frame intervals + inference), ≥ 90 % of {:.1} fps\n",
+        r.target_p95_ms,
+        r.steps.first().map_or(0.0, |x| x.source_fps)
+    );
+    let _ = writeln!(
+        s,
+        "| N | fps/stream (mean, min) | drops (worst) | p50 ms | p95 ms (worst) | CPU % | RSS MB |{} ok |",
+        if r.steps.iter().any(|x| x.gpu_mem_mb.is_some()) {
+            " GPU MB |"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for x in &r.steps {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1}, {:.1} | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} |{} {} |",
+            x.streams,
+            x.fps_mean,
+            x.fps_min,
+            x.drop_rate_max * 100.0,
+            x.latency_p50_ms,
+            x.latency_p95_ms,
+            x.cpu_pct,
+            x.rss_mb,
+            x.gpu_mem_mb
+                .map(|g| format!(" {g:.0} |"))
+                .unwrap_or_default(),
+            if x.ok { "yes" } else { "no" }
+        );
+    }
+    let _ = write!(
+        s,
+        "\nmax streams holding the target: {}{}",
+        r.max_streams_ok,
+        r.ramp_efficiency
+            .map(|e| format!(" (ramp efficiency {e:.2} of the decode/inference limit)"))
+            .unwrap_or_default()
+    );
+    s
+}
+
+/// Two panels: fps per stream and latency p50/p95 against N.
+fn plot(r: &BenchReport, path: &Path) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        sightline_overlay::font_data(),
+    )
+    .map_err(|_| anyhow::anyhow!("font"))?;
+    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+    let n_max = r.steps.len().max(1) as f64 + 0.5;
+    let source = r.steps.first().map_or(25.0, |s| s.source_fps);
+    let fps_max = r.steps.iter().map(|s| s.fps_mean).fold(source, f64::max) * 1.15;
+    let mut c = ChartBuilder::on(&left)
+        .caption("fps per stream", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0.5..n_max, 0.0..fps_max)?;
+    c.configure_mesh().x_desc("streams").y_desc("fps").draw()?;
+    c.draw_series(LineSeries::new(
+        r.steps.iter().map(|s| (s.streams as f64, s.fps_mean)),
+        BLUE.stroke_width(2),
+    ))?
+    .label("mean")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
+    c.draw_series(LineSeries::new(
+        r.steps.iter().map(|s| (s.streams as f64, s.fps_min)),
+        CYAN.stroke_width(2),
+    ))?
+    .label("min")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], CYAN));
+    c.draw_series(LineSeries::new(
+        [(0.5, source), (n_max, source)],
+        BLACK.mix(0.4),
+    ))?
+    .label("source")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.4)));
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+
+    let lat_max = r
+        .steps
+        .iter()
+        .map(|s| s.latency_p95_ms)
+        .fold(r.target_p95_ms, f64::max)
+        * 1.15;
+    let mut c = ChartBuilder::on(&right)
+        .caption("latency, decoded → encoded", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.5..n_max, 0.0..lat_max)?;
+    c.configure_mesh().x_desc("streams").y_desc("ms").draw()?;
+    c.draw_series(LineSeries::new(
+        r.steps.iter().map(|s| (s.streams as f64, s.latency_p50_ms)),
+        GREEN.stroke_width(2),
+    ))?
+    .label("p50")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GREEN));
+    c.draw_series(LineSeries::new(
+        r.steps.iter().map(|s| (s.streams as f64, s.latency_p95_ms)),
+        RED.stroke_width(2),
+    ))?
+    .label("p95")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
+    c.draw_series(LineSeries::new(
+        [(0.5, r.target_p95_ms), (n_max, r.target_p95_ms)],
+        BLACK.mix(0.4),
+    ))?
+    .label("p95 target")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.4)));
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
