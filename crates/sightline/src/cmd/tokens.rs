@@ -28,6 +28,11 @@ pub enum TokenCmd {
 }
 
 pub fn main(server: &ServerConfig, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
+    if let TokenCmd::Create { role, .. } = &cmd
+        && TokenRole::parse(role).is_none()
+    {
+        bail!("--role: unknown role {role:?} (admin, operator or viewer)");
+    }
     runtime()?.block_on(async {
         let store = open_store(server).await?;
         let r = run(&store, cmd).await;
