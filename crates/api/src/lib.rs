@@ -7,6 +7,8 @@
 //! - [`auth`]: bearer tokens (stored hashed) and roles, decided in one table by method/path.
 //! - [`error`]: the one error → response mapping (`{"error": {"code", "message"}}`).
 //! - [`telemetry`]: request latency and rejection metrics.
+//! - `fuzzing` (hidden): never-panicking entry points over the request-body and manifest
+//!   decoders, for the `fuzz/` targets and `tests/fuzz_smoke.rs`.
 //!
 //! The binary serves it with `into_make_service_with_connect_info::<SocketAddr>()` (per-IP
 //! rate limits need the peer address) and `with_graceful_shutdown`.
@@ -14,6 +16,8 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod infer;
 pub mod jpeg;
 pub mod routes;

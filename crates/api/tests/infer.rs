@@ -142,6 +142,21 @@ async fn detects_people_in_a_vtest_frame() {
         (r.status, r.code().as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
     );
+    // A threshold outside 0..=1 (query or body) is refused, not clamped silently.
+    for (uri, body) in [
+        ("/v1/infer?score_threshold=1.5", json!({"image": b64(&png)})),
+        (
+            "/v1/infer",
+            json!({"image": b64(&png), "score_threshold": -0.1}),
+        ),
+    ] {
+        let r = post_json(&app, uri, None, &body).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            "{uri} {body}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -87,11 +87,11 @@ pub struct InferResponse {
     pub image_jpeg_base64: Option<String>,
 }
 
-struct Parsed {
-    image: Bytes,
-    model: Option<String>,
-    annotate: bool,
-    score_threshold: Option<f32>,
+pub(crate) struct Parsed {
+    pub(crate) image: Bytes,
+    pub(crate) model: Option<String>,
+    pub(crate) annotate: bool,
+    pub(crate) score_threshold: Option<f32>,
 }
 
 /// Detect objects in one image.
@@ -134,7 +134,8 @@ pub(crate) async fn infer(
             "rate_limited",
             format!("over {} requests per minute", g.rate_per_minute),
         )
-        .with_retry_after(wait.as_secs().max(1)));
+        // Rounded up: a client waiting exactly this long finds a token again.
+        .with_retry_after((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)));
     }
     // 3. Body size, read with a cap.
     let query: InferQuery = match req.uri().query() {
@@ -143,49 +144,23 @@ pub(crate) async fn infer(
     };
     let (parts, body) = req.into_parts();
     let bytes = read_capped(&parts.headers, body, g.max_body_bytes).await?;
-    let ctype = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mut p = if ctype.starts_with("multipart/form-data") {
-        let req = Request::from_parts(parts, Body::from(bytes));
-        parse_multipart(req).await?
-    } else if ctype.starts_with("application/json") {
-        parse_json(&bytes)?
-    } else if ctype.starts_with("image/") || ctype == "application/octet-stream" {
-        Parsed {
-            image: bytes,
-            model: None,
-            annotate: false,
-            score_threshold: None,
-        }
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send application/json, multipart/form-data or image/png|jpeg",
-        ));
-    };
+    let mut p = parse_body(parts, bytes).await?;
     p.model = p.model.or(query.model);
     p.annotate |= query.annotate.unwrap_or(false);
     p.score_threshold = p.score_threshold.or(query.score_threshold);
+    if let Some(t) = p.score_threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_request",
+            format!("score_threshold: {t} is not between 0 and 1"),
+        ));
+    }
 
     // 4 + 5. Decode; the pixel limit is checked from the header first.
     let max_pixels = g.max_pixels;
     let image = p.image;
-    let frame = blocking(move || sightline_inference::decode_image(&image, max_pixels))
-        .await?
-        .map_err(|e| {
-            match &e {
-                sightline_inference::InferError::TooManyPixels { .. } => {
-                    Rejection::TooManyPixels.emit()
-                }
-                _ => Rejection::InvalidImage.emit(),
-            }
-            ApiError::from(e)
-        })?;
+    let frame = blocking(move || decode(&image, max_pixels)).await??;
 
     let (width, height) = (frame.width, frame.height);
     let model_name = p.model.unwrap_or_else(|| inner.opts.default_model.clone());
@@ -316,6 +291,53 @@ pub(crate) async fn read_capped(
     Ok(Bytes::from(out))
 }
 
+/// The (size-capped) body into the image bytes and the options it carries, by content type:
+/// JSON with a base64 image, a multipart form, or raw image bytes (415 for anything else).
+pub(crate) async fn parse_body(
+    parts: axum::http::request::Parts,
+    bytes: Bytes,
+) -> ApiResult<Parsed> {
+    let ctype = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ctype.starts_with("multipart/form-data") {
+        let req = Request::from_parts(parts, Body::from(bytes));
+        parse_multipart(req).await
+    } else if ctype.starts_with("application/json") {
+        parse_json(&bytes)
+    } else if ctype.starts_with("image/") || ctype == "application/octet-stream" {
+        Ok(Parsed {
+            image: bytes,
+            model: None,
+            annotate: false,
+            score_threshold: None,
+        })
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json, multipart/form-data or image/png|jpeg",
+        ))
+    }
+}
+
+/// Decodes the image (blocking), refusing one whose header announces more than `max_pixels`
+/// before decoding it (413 `too_many_pixels`); anything undecodable is 422 `invalid_image`.
+pub(crate) fn decode(image: &[u8], max_pixels: u64) -> ApiResult<Frame> {
+    sightline_inference::decode_image(image, max_pixels).map_err(|e| {
+        match &e {
+            sightline_inference::InferError::TooManyPixels { .. } => {
+                Rejection::TooManyPixels.emit()
+            }
+            _ => Rejection::InvalidImage.emit(),
+        }
+        ApiError::from(e)
+    })
+}
+
 fn parse_json(bytes: &[u8]) -> ApiResult<Parsed> {
     let j: InferJson = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::unprocessable("invalid_request", format!("invalid JSON: {e}")))?;
@@ -378,19 +400,6 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
 
 /// The batcher client for `name`, loading the model on first use.
 async fn client_for(state: &ApiState, name: &str) -> ApiResult<Arc<InferClient>> {
-    // Registry names only: the cache also resolves file paths, which clients must not reach.
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !valid {
-        return Err(ApiError::unprocessable(
-            "invalid_request",
-            format!("invalid model name {name:?}"),
-        ));
-    }
     // Registry names only: the cache also resolves file paths, which clients must not reach.
     let valid = !name.is_empty()
         && name.len() <= 128

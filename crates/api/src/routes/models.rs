@@ -61,6 +61,21 @@ pub struct ModelUpload {
     manifest: String,
 }
 
+/// Largest `manifest` form field accepted.
+pub(crate) const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// The `manifest` form field: JSON when it starts with `{`, TOML otherwise; parsed and
+/// validated (422 `invalid_manifest` naming every bad field) before the ONNX file is used.
+pub(crate) fn parse_manifest(text: &str) -> ApiResult<ModelManifest> {
+    let manifest = if text.trim_start().starts_with('{') {
+        ModelManifest::from_json_str(text)?
+    } else {
+        ModelManifest::from_toml_str(text)?
+    };
+    manifest.validate()?;
+    Ok(manifest)
+}
+
 /// Register a model (validated by loading it).
 #[utoipa::path(post, path = "/v1/models", tag = "models",
     request_body(content = ModelUpload, content_type = "multipart/form-data"),
@@ -80,10 +95,16 @@ pub(crate) async fn upload_model(
     while let Some(mut field) = form.next_field().await.map_err(|e| bad(e.body_text()))? {
         match field.name().unwrap_or("") {
             "manifest" => {
-                let t = field.text().await.map_err(|e| bad(e.body_text()))?;
-                if t.len() > 1 << 20 {
-                    return Err(bad("manifest over 1 MiB".into()));
+                // Read in chunks with the cap: the route has no body limit (models are large).
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| bad(e.body_text()))? {
+                    if buf.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                        return Err(bad("manifest over 1 MiB".into()));
+                    }
+                    buf.extend_from_slice(&chunk);
                 }
+                let t =
+                    String::from_utf8(buf).map_err(|_| bad("manifest is not UTF-8 text".into()))?;
                 manifest_text = Some(t);
             }
             "onnx" | "model" | "file" => {
@@ -123,11 +144,7 @@ pub(crate) async fn upload_model(
             "expected form fields \"onnx\" (file) and \"manifest\"".into()
         ));
     };
-    let manifest = if text.trim_start().starts_with('{') {
-        ModelManifest::from_json_str(&text)?
-    } else {
-        ModelManifest::from_toml_str(&text)?
-    };
+    let manifest = parse_manifest(&text)?;
     let models = state.inner.models.clone();
     // `path` (the temp file) is dropped, and deleted, when this closure returns.
     let rec = blocking(move || {

@@ -593,6 +593,7 @@ fn plot(r: &BenchReport, path: &Path) -> anyhow::Result<()> {
     .label("source")
     .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.4)));
     c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
@@ -629,6 +630,7 @@ fn plot(r: &BenchReport, path: &Path) -> anyhow::Result<()> {
     .label("p95 target")
     .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.4)));
     c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;

@@ -1,0 +1,61 @@
+//! `sightline bench --max-streams 2 --seconds 10` completes and emits a valid report (JSON on
+//! stdout, a PNG plot). A short run on whatever machine runs the tests: no timing assertions,
+//! only that every figure was measured and is consistent.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn bench_reports_json_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("bench.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
+        .env("SIGHTLINE_LOG__LEVEL", "warn")
+        .env_remove("RUST_LOG")
+        .args([
+            "bench",
+            "--max-streams",
+            "2",
+            "--seconds",
+            "10",
+            "--warmup",
+            "2",
+            "--json",
+            "--plot",
+        ])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert!(r["limits"]["decode_fps"].as_f64().unwrap() > 0.0);
+    assert!(r["limits"]["infer_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["limits"]["infer_fps"].as_array().unwrap().len(), 3);
+    assert!(r["single_stream_fps"].as_f64().unwrap() > 0.0);
+    assert!(r["efficiency"].as_f64().unwrap() > 0.0);
+    assert!(r["target_p95_ms"].as_f64().unwrap() > 0.0);
+    let steps = r["steps"].as_array().unwrap();
+    assert!(!steps.is_empty() && steps.len() <= 2, "{steps:?}");
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["streams"].as_u64().unwrap(), i as u64 + 1);
+        assert!(s["fps_mean"].as_f64().unwrap() > 0.0);
+        assert!(s["fps_min"].as_f64().unwrap() <= s["fps_mean"].as_f64().unwrap() + 1e-9);
+        let d = s["drop_rate_max"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&d));
+        assert!(s["latency_p95_ms"].as_f64().unwrap() > 0.0);
+        assert!(s["rss_mb"].as_f64().unwrap() > 10.0);
+        assert!(s["ok"].is_boolean());
+    }
+    let ok = r["max_streams_ok"].as_u64().unwrap() as usize;
+    assert!(ok <= steps.len());
+    assert!(r["python"].is_null(), "no baseline asked for");
+    let png = std::fs::read(&plot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
