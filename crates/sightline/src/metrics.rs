@@ -320,10 +320,12 @@ mod tests {
 
     #[test]
     fn model_histograms_are_cumulative_and_consistent() {
-        let mut s = ModelStats::default();
-        s.batch_sizes = vec![0, 3, 1, 0, 2];
-        s.batches = 6;
-        s.frames = 3 + 2 + 8;
+        let mut s = ModelStats {
+            batch_sizes: vec![0, 3, 1, 0, 2],
+            batches: 6,
+            frames: 3 + 2 + 8,
+            ..Default::default()
+        };
         s.latency.observe(Duration::from_millis(3));
         s.latency.observe(Duration::from_millis(40));
         let mut out = String::new();
