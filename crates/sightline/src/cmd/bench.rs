@@ -222,6 +222,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
                 max_runs: None,
                 rtsp_port: Some(0),
                 metrics_addr: None,
+                insecure: false,
                 api: false,
             },
         )

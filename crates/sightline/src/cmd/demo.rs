@@ -68,6 +68,7 @@ pub fn main(server: &ServerConfig, a: DemoArgs) -> anyhow::Result<ExitCode> {
                 max_runs: None,
                 rtsp_port: a.rtsp_port,
                 metrics_addr: None,
+                insecure: false,
                 api: false,
             },
         )

@@ -29,6 +29,9 @@ pub struct EngineArgs {
     /// has it on the API address as well.
     #[arg(long)]
     pub metrics_addr: Option<String>,
+    /// Serve the HTTP API without authentication even on a non-loopback address (`serve`).
+    #[arg(long)]
+    pub insecure: bool,
     /// HTTP API address (default from the server config, `[api].bind`); `serve` only.
     #[arg(skip)]
     pub api: bool,
@@ -148,7 +151,7 @@ pub fn main(server: &ServerConfig, a: EngineArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let p = prepare(server, &a).await?;
         let api = if a.api {
-            Some(start_api(server, &p).await?)
+            Some(start_api(server, &p, a.insecure).await?)
         } else {
             None
         };
@@ -170,17 +173,45 @@ pub fn main(server: &ServerConfig, a: EngineArgs) -> anyhow::Result<ExitCode> {
 /// How long in-flight HTTP requests may finish after SIGTERM.
 const API_DRAIN: Duration = Duration::from_secs(30);
 
-/// Serves the HTTP API on `[api].bind` beside the engine. Without tokens the API is open
-/// only on a loopback address or with `[api].insecure = true`.
+/// Serves the HTTP API on `[api].bind` beside the engine. With at least one live token every
+/// request needs one (`sightline token create`); without tokens the API is served open only
+/// on a loopback address, and a non-loopback bind is refused unless `--insecure` (or
+/// `[api].insecure = true`) says otherwise, which is logged as a warning.
 async fn start_api(
     server: &ServerConfig,
     p: &Prepared,
+    insecure: bool,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use sightline_api::{ApiOptions, ApiState, AuthMode};
-    let auth = if server.api.insecure || server.api_is_loopback() {
+    let tokens = p
+        .store
+        .list_tokens()
+        .await
+        .context("reading API tokens")?
+        .into_iter()
+        .filter(|t| t.revoked_at.is_none())
+        .count();
+    let auth = if insecure || server.api.insecure {
+        tracing::warn!(
+            bind = %server.api.bind,
+            "INSECURE: the HTTP API is served WITHOUT authentication (--insecure); anyone who can reach it controls the engine"
+        );
+        AuthMode::Disabled
+    } else if tokens > 0 {
+        AuthMode::Tokens
+    } else if server.api_is_loopback() {
+        tracing::info!(
+            bind = %server.api.bind,
+            "no API tokens: the API is open on this loopback address (create one with `sightline token create --role admin` to require it)"
+        );
         AuthMode::Disabled
     } else {
-        AuthMode::Tokens
+        anyhow::bail!(
+            "refusing to serve the HTTP API on {} without authentication: no API token exists. \
+             Create one with `sightline token create --role admin`, bind to a loopback address, \
+             or pass --insecure",
+            server.api.bind
+        );
     };
     let mut opts = ApiOptions::from_config(&server.api, &server.inference, auth);
     opts.public_rtsp_base = Some(format!(
