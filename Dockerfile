@@ -19,6 +19,6 @@ COPY configs/ /opt/sightline/configs/
 ENV ORT_DYLIB_PATH=/opt/sightline/.ort/libonnxruntime.so \
     SIGHTLINE_DATA_DIR=/var/lib/sightline
 VOLUME /var/lib/sightline
-EXPOSE 8554 8080
+EXPOSE 8554 8080 9464
 ENTRYPOINT ["/opt/sightline/sightline"]
 CMD ["serve"]
