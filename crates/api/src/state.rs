@@ -122,6 +122,9 @@ pub(crate) struct Inner {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// One batcher client per loaded model (by content hash), shared by all API requests.
     pub clients: parking_lot::Mutex<HashMap<String, Arc<InferClient>>>,
+    /// Set by [`ApiState::begin_shutdown`]: endless responses (SSE) end so the server can
+    /// drain.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl ApiState {
@@ -137,6 +140,7 @@ impl ApiState {
             rate: RateLimiter::new(g.rate_per_minute, 10_000),
             slots: Arc::new(tokio::sync::Semaphore::new(g.slots as usize)),
             clients: parking_lot::Mutex::new(HashMap::new()),
+            shutdown: tokio::sync::watch::Sender::new(false),
             store,
             engine,
             models,
@@ -153,5 +157,19 @@ impl ApiState {
 
     pub fn options(&self) -> &ApiOptions {
         &self.inner.opts
+    }
+
+    /// The server is stopping: open event streams end now (a graceful shutdown waits for
+    /// every response to finish, and an SSE stream never would by itself).
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`ApiState::begin_shutdown`] was called.
+    pub(crate) fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.inner.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     }
 }

@@ -438,6 +438,24 @@ async fn events_query_and_stream() {
         "{text}"
     );
     assert!(!text.contains("dog"), "{text}");
+
+    // A stopping server ends open streams (so its graceful shutdown can finish).
+    let state = fx.state(sightline_api::ApiOptions {
+        auth: sightline_api::AuthMode::Disabled,
+        ..sightline_api::ApiOptions::default()
+    });
+    let app = sightline_api::router(state.clone());
+    let req = axum::http::Request::get("/v1/events/stream")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app, req).await.unwrap();
+    let mut body = resp.into_body().into_data_stream();
+    state.begin_shutdown();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while body.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the SSE stream did not end on shutdown");
 }
 
 #[tokio::test]

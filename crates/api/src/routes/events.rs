@@ -152,5 +152,6 @@ pub(crate) async fn stream_events(
         };
         std::future::ready(out)
     });
+    let stream = futures_util::StreamExt::take_until(stream, state.shutting_down());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

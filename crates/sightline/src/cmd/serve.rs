@@ -156,7 +156,8 @@ pub fn main(server: &ServerConfig, a: EngineArgs) -> anyhow::Result<ExitCode> {
             None
         };
         run_engine(p, None).await;
-        if let Some(api) = api {
+        if let Some((api, state)) = api {
+            state.begin_shutdown();
             // The API stopped accepting at the signal; in-flight requests get until now
             // plus the drain bound.
             if tokio::time::timeout(API_DRAIN, api).await.is_err() {
@@ -181,7 +182,7 @@ async fn start_api(
     server: &ServerConfig,
     p: &Prepared,
     insecure: bool,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, sightline_api::ApiState)> {
     use sightline_api::{ApiOptions, ApiState, AuthMode};
     let tokens = p
         .store
@@ -252,7 +253,7 @@ async fn start_api(
         ));
     }
     let state = ApiState::new(p.store.clone(), p.shared.clone(), p.models.clone(), opts);
-    let app = sightline_api::router(state);
+    let app = sightline_api::router(state.clone());
     let listener = tokio::net::TcpListener::bind(&server.api.bind)
         .await
         .with_context(|| format!("HTTP API on {}", server.api.bind))?;
@@ -261,19 +262,25 @@ async fn start_api(
         auth = ?auth,
         "HTTP API listening (OpenAPI at /openapi.json, docs at /docs)"
     );
-    Ok(tokio::spawn(async move {
-        // Stops accepting at SIGTERM/SIGINT and lets in-flight requests finish; the
-        // caller bounds the wait (API_DRAIN).
+    let stopping = state.clone();
+    let task = tokio::spawn(async move {
+        // Stops accepting at SIGTERM/SIGINT, ends event streams, and lets in-flight requests
+        // finish; the caller bounds the wait (API_DRAIN).
+        let signal = async move {
+            super::run::wait_for_signal().await;
+            stopping.begin_shutdown();
+        };
         if let Err(e) = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(super::run::wait_for_signal())
+        .with_graceful_shutdown(signal)
         .await
         {
             tracing::error!(error = %e, "HTTP API stopped");
         }
-    }))
+    });
+    Ok((task, state))
 }
 
 /// Runs the supervisor until SIGTERM/SIGINT (or until `stop` is notified).
