@@ -35,6 +35,10 @@ fn bench_reports_json_and_a_plot() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(
+        r["inference_interval"], 1,
+        "configs/demo.toml infers every frame"
+    );
     assert!(r["limits"]["decode_fps"].as_f64().unwrap() > 0.0);
     assert!(r["limits"]["infer_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(r["limits"]["infer_fps"].as_array().unwrap().len(), 3);

@@ -113,10 +113,12 @@ pub struct BenchReport {
     pub clip: String,
     pub model: String,
     pub cores: usize,
+    /// `model.interval` of the config: every k-th frame is inferred.
+    pub inference_interval: u32,
     pub limits: Limits,
     /// One stream through the whole pipeline as fast as it goes, fps.
     pub single_stream_fps: f64,
-    /// `single_stream_fps` ÷ min(decode, inference with one client).
+    /// `single_stream_fps` ÷ min(decode, inference with one client × `inference_interval`).
     pub efficiency: f64,
     /// Output frames per second of all streams at the largest N that held the target,
     /// ÷ min(decode, best batched inference): how much of the machine's limit the engine
@@ -207,6 +209,17 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(_, f)| *f)
         .fold(infer_1, f64::max);
+    // With `model.interval = k` only every k-th frame is inferred: the frame-rate limit
+    // that inference sets is k times its own.
+    let interval = sightline_config::PipelineConfig::from_file(&config)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?
+        .model
+        .interval
+        .max(1);
+    let (infer_1, infer_best) = (
+        infer_1 * f64::from(interval),
+        infer_best * f64::from(interval),
+    );
 
     // 2 and 3 on the real engine.
     let dir = tempfile::tempdir().context("temporary directory")?;
@@ -263,6 +276,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
         clip: clip.display().to_string(),
         model: inf.model.clone(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        inference_interval: interval,
         limits,
         single_stream_fps,
         efficiency: single_stream_fps / limit_1,
@@ -475,8 +489,8 @@ fn table(r: &BenchReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "sightline bench — {} — model {} — {} cores",
-        r.clip, r.model, r.cores
+        "sightline bench — {} — model {} every {} frame(s) — {} cores",
+        r.clip, r.model, r.inference_interval, r.cores
     );
     let _ = writeln!(
         s,
