@@ -90,9 +90,12 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = self.handle.render();
         if let Some(models) = self.models.get() {
-            for m in models.loaded() {
-                render_model(&mut out, &m.manifest().name, &m.stats());
-            }
+            let stats: Vec<(String, ModelStats)> = models
+                .loaded()
+                .iter()
+                .map(|m| (m.manifest().name.clone(), m.stats()))
+                .collect();
+            render_models(&mut out, &stats);
         }
         render_process(&mut out);
         if let Some(d) = self.data_dir.get() {
@@ -102,6 +105,13 @@ impl Metrics {
             render_gpu(&mut out, nvml);
         }
         out
+    }
+
+    /// GPU memory in use over all GPUs, bytes (`None` without NVML).
+    pub fn gpu_memory_used(&self) -> Option<u64> {
+        let gpus = read_gpus(self.nvml.as_ref()?);
+        let used: Vec<u64> = gpus.iter().filter_map(|g| Some(g.memory?.0)).collect();
+        (!used.is_empty()).then(|| used.iter().sum())
     }
 
     /// A closure for the API's `/metrics`.
@@ -118,71 +128,114 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn render_model(out: &mut String, name: &str, s: &ModelStats) {
-    let l = format!("model=\"{}\"", esc(name));
-    let _ = writeln!(
+/// A metric family with one sample per item: name, type, help, and how to read the value.
+type ScalarFamily<T, V> = (&'static str, &'static str, &'static str, fn(&T) -> V);
+
+/// `# HELP` and `# TYPE` of one metric family (written once, before all its samples).
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Every loaded model's batcher statistics, family by family: the text format wants one
+/// header per family and its samples together, whatever the number of models.
+fn render_models(out: &mut String, models: &[(String, ModelStats)]) {
+    if models.is_empty() {
+        return;
+    }
+    let label = |name: &str| format!("model=\"{}\"", esc(name));
+
+    header(
         out,
-        "# HELP sightline_model_inference_seconds Session run time per batch.\n\
-         # TYPE sightline_model_inference_seconds histogram"
+        "sightline_model_inference_seconds",
+        "histogram",
+        "Session run time per batch.",
     );
-    let cum = s.latency.cumulative();
-    for (b, c) in s.latency.bounds_seconds.iter().zip(&cum) {
+    for (name, s) in models {
+        let l = label(name);
+        let cum = s.latency.cumulative();
+        for (b, c) in s.latency.bounds_seconds.iter().zip(&cum) {
+            let _ = writeln!(
+                out,
+                "sightline_model_inference_seconds_bucket{{{l},le=\"{b}\"}} {c}"
+            );
+        }
         let _ = writeln!(
             out,
-            "sightline_model_inference_seconds_bucket{{{l},le=\"{b}\"}} {c}"
+            "sightline_model_inference_seconds_bucket{{{l},le=\"+Inf\"}} {}\n\
+             sightline_model_inference_seconds_sum{{{l}}} {}\n\
+             sightline_model_inference_seconds_count{{{l}}} {}",
+            s.latency.count, s.latency.sum_seconds, s.latency.count
         );
     }
-    let _ = writeln!(
+
+    header(
         out,
-        "sightline_model_inference_seconds_bucket{{{l},le=\"+Inf\"}} {}\n\
-         sightline_model_inference_seconds_sum{{{l}}} {}\n\
-         sightline_model_inference_seconds_count{{{l}}} {}",
-        s.latency.count, s.latency.sum_seconds, s.latency.count
+        "sightline_model_batch_size",
+        "histogram",
+        "Requests per session call.",
     );
-    let _ = writeln!(
-        out,
-        "# HELP sightline_model_batch_size Requests per session call.\n\
-         # TYPE sightline_model_batch_size histogram"
-    );
-    for b in [1usize, 2, 4, 8, 16, 32] {
-        let acc: u64 = s.batch_sizes.iter().take(b + 1).sum();
+    for (name, s) in models {
+        let l = label(name);
+        for b in [1usize, 2, 4, 8, 16, 32] {
+            let acc: u64 = s.batch_sizes.iter().take(b + 1).sum();
+            let _ = writeln!(
+                out,
+                "sightline_model_batch_size_bucket{{{l},le=\"{b}\"}} {acc}"
+            );
+        }
+        let sum: u64 = s
+            .batch_sizes
+            .iter()
+            .enumerate()
+            .map(|(size, n)| size as u64 * n)
+            .sum();
         let _ = writeln!(
             out,
-            "sightline_model_batch_size_bucket{{{l},le=\"{b}\"}} {acc}"
+            "sightline_model_batch_size_bucket{{{l},le=\"+Inf\"}} {b}\n\
+             sightline_model_batch_size_sum{{{l}}} {sum}\n\
+             sightline_model_batch_size_count{{{l}}} {b}",
+            b = s.batches
         );
     }
-    let sum: u64 = s
-        .batch_sizes
-        .iter()
-        .enumerate()
-        .map(|(size, n)| size as u64 * n)
-        .sum();
-    let _ = writeln!(
-        out,
-        "sightline_model_batch_size_bucket{{{l},le=\"+Inf\"}} {b}\n\
-         sightline_model_batch_size_sum{{{l}}} {sum}\n\
-         sightline_model_batch_size_count{{{l}}} {b}",
-        b = s.batches
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sightline_model_frames_total Requests run by the model.\n\
-         # TYPE sightline_model_frames_total counter\n\
-         sightline_model_frames_total{{{l}}} {}\n\
-         # HELP sightline_model_dropped_total Requests dropped because a client queue was full.\n\
-         # TYPE sightline_model_dropped_total counter\n\
-         sightline_model_dropped_total{{{l}}} {}\n\
-         # HELP sightline_model_errors_total Failed batches.\n\
-         # TYPE sightline_model_errors_total counter\n\
-         sightline_model_errors_total{{{l}}} {}\n\
-         # HELP sightline_model_out_of_memory_total Batches that failed for lack of accelerator memory.\n\
-         # TYPE sightline_model_out_of_memory_total counter\n\
-         sightline_model_out_of_memory_total{{{l}}} {}\n\
-         # HELP sightline_model_queue_depth Requests waiting for the model now.\n\
-         # TYPE sightline_model_queue_depth gauge\n\
-         sightline_model_queue_depth{{{l}}} {}",
-        s.frames, s.dropped, s.errors, s.out_of_memory, s.queued
-    );
+
+    let scalars: [ScalarFamily<ModelStats, u64>; 5] = [
+        (
+            "sightline_model_frames_total",
+            "counter",
+            "Requests run by the model.",
+            |s| s.frames,
+        ),
+        (
+            "sightline_model_dropped_total",
+            "counter",
+            "Requests dropped because a client queue was full.",
+            |s| s.dropped,
+        ),
+        (
+            "sightline_model_errors_total",
+            "counter",
+            "Failed batches.",
+            |s| s.errors,
+        ),
+        (
+            "sightline_model_out_of_memory_total",
+            "counter",
+            "Batches that failed for lack of accelerator memory.",
+            |s| s.out_of_memory,
+        ),
+        (
+            "sightline_model_queue_depth",
+            "gauge",
+            "Requests waiting for the model now.",
+            |s| s.queued as u64,
+        ),
+    ];
+    for (family, kind, help, value) in scalars {
+        header(out, family, kind, help);
+        for (name, s) in models {
+            let _ = writeln!(out, "{family}{{{}}} {}", label(name), value(s));
+        }
+    }
 }
 
 /// CPU seconds (user + system) and resident set size (bytes) of this process.
@@ -240,44 +293,63 @@ fn render_disk(out: &mut String, dir: &std::path::Path) {
     }
 }
 
+/// One GPU's readings; a reading NVML refuses is `None`.
+struct GpuReading {
+    index: u32,
+    memory: Option<(u64, u64)>,
+    utilization: Option<f64>,
+}
+
+fn read_gpus(nvml: &nvml_wrapper::Nvml) -> Vec<GpuReading> {
+    let Ok(n) = nvml.device_count() else {
+        return Vec::new();
+    };
+    (0..n)
+        .filter_map(|index| {
+            let d = nvml.device_by_index(index).ok()?;
+            Some(GpuReading {
+                index,
+                memory: d.memory_info().ok().map(|m| (m.used, m.total)),
+                utilization: d.utilization_rates().ok().map(|u| f64::from(u.gpu) / 100.0),
+            })
+        })
+        .collect()
+}
+
 fn render_gpu(out: &mut String, nvml: &nvml_wrapper::Nvml) {
-    let Ok(n) = nvml.device_count() else { return };
-    let mut mem = String::new();
-    let mut total = String::new();
-    let mut util = String::new();
-    for i in 0..n {
-        let Ok(d) = nvml.device_by_index(i) else {
+    let gpus = read_gpus(nvml);
+    let families: [ScalarFamily<GpuReading, Option<f64>>; 3] = [
+        (
+            "sightline_gpu_memory_used_bytes",
+            "gauge",
+            "GPU memory in use.",
+            |g| g.memory.map(|(used, _)| used as f64),
+        ),
+        (
+            "sightline_gpu_memory_total_bytes",
+            "gauge",
+            "GPU memory size.",
+            |g| g.memory.map(|(_, total)| total as f64),
+        ),
+        (
+            "sightline_gpu_utilization_ratio",
+            "gauge",
+            "GPU busy share over the last sample period.",
+            |g| g.utilization,
+        ),
+    ];
+    for (family, kind, help, value) in families {
+        let samples: Vec<(u32, f64)> = gpus
+            .iter()
+            .filter_map(|g| Some((g.index, value(g)?)))
+            .collect();
+        if samples.is_empty() {
             continue;
-        };
-        if let Ok(m) = d.memory_info() {
-            let _ = writeln!(
-                mem,
-                "sightline_gpu_memory_used_bytes{{gpu=\"{i}\"}} {}",
-                m.used
-            );
-            let _ = writeln!(
-                total,
-                "sightline_gpu_memory_total_bytes{{gpu=\"{i}\"}} {}",
-                m.total
-            );
         }
-        if let Ok(u) = d.utilization_rates() {
-            let _ = writeln!(
-                util,
-                "sightline_gpu_utilization_ratio{{gpu=\"{i}\"}} {}",
-                f64::from(u.gpu) / 100.0
-            );
+        header(out, family, kind, help);
+        for (i, v) in samples {
+            let _ = writeln!(out, "{family}{{gpu=\"{i}\"}} {v}");
         }
-    }
-    if !mem.is_empty() {
-        out.push_str("# TYPE sightline_gpu_memory_used_bytes gauge\n");
-        out.push_str(&mem);
-        out.push_str("# TYPE sightline_gpu_memory_total_bytes gauge\n");
-        out.push_str(&total);
-    }
-    if !util.is_empty() {
-        out.push_str("# TYPE sightline_gpu_utilization_ratio gauge\n");
-        out.push_str(&util);
     }
 }
 
@@ -329,7 +401,19 @@ mod tests {
         s.latency.observe(Duration::from_millis(3));
         s.latency.observe(Duration::from_millis(40));
         let mut out = String::new();
-        render_model(&mut out, "nano\"det", &s);
+        let other = ModelStats::default();
+        render_models(&mut out, &[("nano\"det".into(), s), ("yolo".into(), other)]);
+        // One header per family, whatever the number of models.
+        for family in [
+            "sightline_model_inference_seconds",
+            "sightline_model_batch_size",
+            "sightline_model_frames_total",
+            "sightline_model_queue_depth",
+        ] {
+            let header = format!("# TYPE {family} ");
+            assert_eq!(out.matches(&header).count(), 1, "{family}\n{out}");
+        }
+        assert!(out.contains(r#"sightline_model_frames_total{model="yolo"} 0"#));
         assert!(out.contains(r#"sightline_model_batch_size_bucket{model="nano\"det",le="1"} 3"#));
         assert!(out.contains(r#"sightline_model_batch_size_bucket{model="nano\"det",le="2"} 4"#));
         assert!(out.contains(r#"sightline_model_batch_size_bucket{model="nano\"det",le="4"} 6"#));

@@ -179,7 +179,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     // 1. Limits.
     bar.set_message("decode-only limit");
     sightline_media::init().context("GStreamer")?;
-    let decode_fps = decode_only_fps(&clip, Duration::from_secs(a.seconds))?;
+    let (decode_fps, source_fps) = decode_only_fps(&clip, Duration::from_secs(a.seconds))?;
     bar.inc(a.seconds);
     bar.set_message("inference-only limit");
     let mut iopts = InferenceBenchOptions::for_repo(&repo)?;
@@ -228,7 +228,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     server.database_url = None;
     server.engine.max_runs = a.max_streams as u32 + 1;
     let rt = runtime()?;
-    let (single_stream_fps, source_fps, steps) = rt.block_on(async {
+    let (single_stream_fps, steps) = rt.block_on(async {
         let p = prepare(
             &server,
             &EngineArgs {
@@ -241,11 +241,17 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         let version = super::runs::put_config_file(&p.store, "bench", &config).await?;
-        let store = p.store.clone();
-        let shared = p.shared.clone();
+        let ctx = RampCtx {
+            store: p.store.clone(),
+            shared: p.shared.clone(),
+            metrics: p.metrics.clone(),
+            clip: clip.clone(),
+            version,
+            source_fps,
+        };
         let stop = Arc::new(tokio::sync::Notify::new());
         let engine = tokio::spawn(run_engine(p, Some(stop.clone())));
-        let r = ramp(&a, &store, &shared, &clip, version, &bar).await;
+        let r = ramp(&a, &ctx, &bar).await;
         stop.notify_one();
         let _ = engine.await;
         r
@@ -297,8 +303,9 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Frames per second decoding the clip with nothing else to do (looped if it is short).
-fn decode_only_fps(clip: &Path, budget: Duration) -> anyhow::Result<f64> {
+/// Frames per second decoding the clip with nothing else to do (looped if it is short), and
+/// the clip's own frame rate (25 when the stream does not say).
+fn decode_only_fps(clip: &Path, budget: Duration) -> anyhow::Result<(f64, f64)> {
     use sightline_media::{Pacing, Source, SourceEvent, SourceOptions};
     let mut o = SourceOptions::new(format!("file://{}", clip.display())).with_pacing(Pacing::Fast);
     o.loop_file = true;
@@ -315,8 +322,9 @@ fn decode_only_fps(clip: &Path, budget: Duration) -> anyhow::Result<f64> {
         }
     }
     let fps = n as f64 / t0.elapsed().as_secs_f64();
+    let source_fps = src.info().fps.unwrap_or(25.0);
     src.close();
-    Ok(fps)
+    Ok((fps, source_fps))
 }
 
 async fn add_run(
@@ -371,14 +379,19 @@ async fn wait_running(
     }
 }
 
-async fn ramp(
-    a: &BenchArgs,
-    store: &Store,
-    shared: &EngineShared,
-    clip: &Path,
+/// What the ramp works with: the engine's store and live view, the clip and its config.
+struct RampCtx {
+    store: Store,
+    shared: Arc<EngineShared>,
+    metrics: Arc<crate::metrics::Metrics>,
+    clip: PathBuf,
     version: i64,
-    bar: &ProgressBar,
-) -> anyhow::Result<(f64, f64, Vec<Step>)> {
+    source_fps: f64,
+}
+
+async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result<(f64, Vec<Step>)> {
+    let (store, shared, clip) = (&ctx.store, ctx.shared.as_ref(), ctx.clip.as_path());
+    let (version, source_fps) = (ctx.version, ctx.source_fps);
     // 2. One stream, unpaced.
     bar.set_message("one stream, unpaced");
     let fast = RunId::parse("bench-fast").map_err(anyhow::Error::msg)?;
@@ -393,17 +406,6 @@ async fn ramp(
     store.request_stop(&fast).await?;
     wait_gone(shared, &fast).await;
     bar.inc(a.seconds + 2);
-
-    // The clip's own rate.
-    let source_fps = {
-        let s = sightline_media::Source::open(
-            sightline_media::SourceOptions::new(format!("file://{}", clip.display()))
-                .with_pacing(sightline_media::Pacing::Fast),
-        )?;
-        let fps = s.info().fps.unwrap_or(25.0);
-        s.close();
-        fps
-    };
 
     // 3. The ramp.
     let mut steps = Vec::new();
@@ -451,7 +453,7 @@ async fn ramp(
             latency_p95_ms: max(&p95),
             cpu_pct: (cpu1 - cpu0) / dt * 100.0,
             rss_mb: rss as f64 / 1e6,
-            gpu_mem_mb: gpu_mem_mb(),
+            gpu_mem_mb: ctx.metrics.gpu_memory_used().map(|b| b as f64 / 1e6),
             ok: true, // decided by the caller, which knows the inference time
         });
         bar.inc(a.warmup + a.seconds);
@@ -464,7 +466,7 @@ async fn ramp(
     for i in &ids {
         let _ = store.request_stop(i).await;
     }
-    Ok((single, source_fps, steps))
+    Ok((single, steps))
 }
 
 async fn wait_gone(shared: &EngineShared, id: &RunId) {
@@ -472,16 +474,6 @@ async fn wait_gone(shared: &EngineShared, id: &RunId) {
     while shared.status(id).is_some() && t0.elapsed() < Duration::from_secs(15) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn gpu_mem_mb() -> Option<f64> {
-    let nvml = nvml_wrapper::Nvml::init().ok()?;
-    let n = nvml.device_count().ok()?;
-    let mut used = 0u64;
-    for i in 0..n {
-        used += nvml.device_by_index(i).ok()?.memory_info().ok()?.used;
-    }
-    Some(used as f64 / 1e6)
 }
 
 fn table(r: &BenchReport) -> String {
