@@ -4,23 +4,12 @@
 //!   requires it (401 without, 403 for a role too low, 200 with it);
 //! - `--insecure` serves a non-loopback bind open, and says so.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{free_port, http, repo};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn cmd(data: &Path, bind: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
@@ -30,26 +19,6 @@ fn cmd(data: &Path, bind: &str) -> Command {
         .env("SIGHTLINE_LOG__FORMAT", "text")
         .env_remove("RUST_LOG");
     c
-}
-
-/// (status, body) of a request with an optional bearer token.
-fn request(port: u16, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let body = if method == "POST" { "{}" } else { "" };
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, buf.split_once("\r\n\r\n")?.1.to_owned()))
 }
 
 struct Server(Child);
@@ -71,7 +40,7 @@ fn serve(data: &Path, bind: &str, port: u16, extra: &[&str]) -> Server {
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    while request(port, "GET", "/health", None).is_none() {
+    while http(port, "GET", "/health", None).is_none() {
         assert!(t0.elapsed() < Duration::from_secs(60), "API did not start");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -100,7 +69,7 @@ fn tokens_decide_how_the_api_is_served() {
     let port = free_port();
     {
         let s = serve(data, &format!("0.0.0.0:{port}"), port, &["--insecure"]);
-        assert_eq!(request(port, "GET", "/v1/runs", None).unwrap().0, 200);
+        assert_eq!(http(port, "GET", "/v1/runs", None).unwrap().0, 200);
         drop(s);
         let log = std::fs::read_to_string(data.join(format!("serve-{port}.log"))).unwrap();
         assert!(log.contains("INSECURE"), "{log}");
@@ -129,29 +98,22 @@ fn tokens_decide_how_the_api_is_served() {
 
     let port = free_port();
     let _s = serve(data, &format!("127.0.0.1:{port}"), port, &[]);
-    assert_eq!(request(port, "GET", "/v1/runs", None).unwrap().0, 401);
+    assert_eq!(http(port, "GET", "/v1/runs", None).unwrap().0, 401);
     assert_eq!(
-        request(port, "GET", "/v1/runs", Some("slt_nope"))
-            .unwrap()
-            .0,
+        http(port, "GET", "/v1/runs", Some("slt_nope")).unwrap().0,
         401
     );
+    assert_eq!(http(port, "GET", "/v1/runs", Some(&viewer)).unwrap().0, 200);
     assert_eq!(
-        request(port, "GET", "/v1/runs", Some(&viewer)).unwrap().0,
-        200
-    );
-    assert_eq!(
-        request(port, "POST", "/v1/runs", Some(&viewer)).unwrap().0,
+        http(port, "POST", "/v1/runs", Some(&viewer)).unwrap().0,
         403
     );
     // The operator may create runs: the empty body is then a validation error, not 401/403.
     assert_eq!(
-        request(port, "POST", "/v1/runs", Some(&operator))
-            .unwrap()
-            .0,
+        http(port, "POST", "/v1/runs", Some(&operator)).unwrap().0,
         422
     );
     // Probes stay open.
-    assert_eq!(request(port, "GET", "/health", None).unwrap().0, 200);
-    assert_eq!(request(port, "GET", "/metrics", None).unwrap().0, 200);
+    assert_eq!(http(port, "GET", "/health", None).unwrap().0, 200);
+    assert_eq!(http(port, "GET", "/metrics", None).unwrap().0, 200);
 }

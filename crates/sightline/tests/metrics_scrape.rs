@@ -13,36 +13,13 @@
 
 #![allow(clippy::print_stderr)]
 
+mod common;
+
+use common::{free_port, get, repo, sigterm};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP/1.0 GET; returns (status, body).
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
 
 /// `name{labels}` → value, for every sample line.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -359,14 +336,7 @@ fn live_engine_metrics_and_monitoring_assets() {
 
     // Graceful stop.
     let t = Instant::now();
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&server.child);
     loop {
         if let Some(st) = server.child.try_wait().unwrap() {
             assert!(st.success(), "exit {st:?}; log:\n{}", server.log());

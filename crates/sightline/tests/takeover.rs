@@ -13,19 +13,17 @@
 
 #![allow(clippy::print_stderr)]
 
+mod common;
+
+use common::repo;
 use serde_json::Value;
 use sqlx::Connection;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LEASE_TTL_S: u64 = 4;
 const POLL_MS: u64 = 500;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn admin_url() -> String {
     std::env::var("SIGHTLINE_TEST_PG_URL")
@@ -239,14 +237,7 @@ async fn two_workers_one_owner_each_takeover_after_sigkill_release_on_sigterm() 
 
     // Graceful stop: leases released, runs pending, exit within the bound.
     let t1 = Instant::now();
-    let pid = b.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::sigterm(&b);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = b.try_wait().unwrap() {
