@@ -2,7 +2,6 @@
 //! creation; the store keeps only its SHA-256 (what the API compares against).
 
 use super::serve::{open_store, runtime};
-use anyhow::bail;
 use clap::Subcommand;
 use rand::RngCore;
 use sightline_config::ServerConfig;
@@ -15,8 +14,8 @@ pub enum TokenCmd {
     /// Create a token and print its secret (shown only this once).
     Create {
         /// admin (everything), operator (runs, configs, infer) or viewer (read-only).
-        #[arg(long)]
-        role: String,
+        #[arg(long, value_parser = parse_role)]
+        role: TokenRole,
         /// A name to recognise it by in `token list` (default: the role and the time).
         #[arg(long)]
         name: Option<String>,
@@ -28,17 +27,17 @@ pub enum TokenCmd {
 }
 
 pub fn main(server: &ServerConfig, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
-    if let TokenCmd::Create { role, .. } = &cmd
-        && TokenRole::parse(role).is_none()
-    {
-        bail!("--role: unknown role {role:?} (admin, operator or viewer)");
-    }
     runtime()?.block_on(async {
         let store = open_store(server).await?;
         let r = run(&store, cmd).await;
         store.close().await;
         r
     })
+}
+
+/// `--role`, checked by the argument parser (before anything is opened).
+fn parse_role(s: &str) -> Result<TokenRole, String> {
+    TokenRole::parse(s).ok_or_else(|| format!("unknown role {s:?} (admin, operator or viewer)"))
 }
 
 /// A new secret: `slt_` and 32 random bytes in hex (the thread RNG is a CSPRNG).
@@ -50,10 +49,7 @@ pub fn new_secret() -> String {
 
 async fn run(store: &Store, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        TokenCmd::Create { role, name } => {
-            let Some(r) = TokenRole::parse(&role) else {
-                bail!("--role: unknown role {role:?} (admin, operator or viewer)");
-            };
+        TokenCmd::Create { role: r, name } => {
             let name = name.unwrap_or_else(|| format!("{}-{}", r.as_str(), epoch_seconds()));
             let secret = new_secret();
             let rec = store
