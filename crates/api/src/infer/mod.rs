@@ -114,35 +114,38 @@ pub(crate) async fn infer(
     let t0 = Instant::now();
     let inner = &state.inner;
     let g = &inner.opts.infer;
+    let (parts, body) = req.into_parts();
 
     // 1. Queue depth.
-    let Some(_admitted) = inner.admission.try_admit() else {
+    let Some(admitted) = inner.admission.try_admit() else {
         Rejection::QueueFull.emit();
-        return Err(ApiError::unavailable(
+        let e = ApiError::unavailable(
             "queue_full",
             format!(
                 "{} inference requests already in flight; retry",
                 g.max_queue
             ),
-        ));
+        );
+        return Err(after_draining(body, g.max_body_bytes, e).await);
     };
     // 2. Per-client rate.
     if let Err(wait) = inner.rate.check(&caller.client_key, Instant::now()) {
         Rejection::RateLimited.emit();
-        return Err(ApiError::new(
+        drop(admitted);
+        let e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!("over {} requests per minute", g.rate_per_minute),
         )
         // Rounded up: a client waiting exactly this long finds a token again.
-        .with_retry_after((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)));
+        .with_retry_after((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1));
+        return Err(after_draining(body, g.max_body_bytes, e).await);
     }
     // 3. Body size, read with a cap.
-    let query: InferQuery = match req.uri().query() {
+    let query: InferQuery = match parts.uri.query() {
         Some(q) => serde_urlencoded_query(q)?,
         None => InferQuery::default(),
     };
-    let (parts, body) = req.into_parts();
     let bytes = read_capped(&parts.headers, body, g.max_body_bytes).await?;
     let mut p = parse_body(parts, bytes).await?;
     p.model = p.model.or(query.model);
@@ -255,6 +258,22 @@ fn serde_urlencoded_query(q: &str) -> ApiResult<InferQuery> {
 }
 
 /// Reads the body, refusing (413) as soon as it exceeds `max` bytes.
+/// Reads and discards what the client is still sending (at most `max` bytes, the body limit)
+/// before `e` is answered. Without it hyper closes the connection under a client that is
+/// still writing its upload, and the client sees a broken pipe instead of the 503/429 and
+/// its Retry-After. A body over the limit is not read further (that answer is 413 anyway).
+async fn after_draining(body: Body, max: u64, e: ApiError) -> ApiError {
+    let mut seen = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len() as u64;
+        if seen > max {
+            break;
+        }
+    }
+    e
+}
+
 pub(crate) async fn read_capped(
     headers: &axum::http::HeaderMap,
     body: Body,
