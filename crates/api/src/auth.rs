@@ -5,6 +5,12 @@
 //! than scattered over handlers: reads need `viewer`, model uploads and deletions `admin`,
 //! every other mutation (runs, configs, infer) `operator`. The resolved [`Caller`] travels
 //! in the request extensions (the infer rate limiter keys on it).
+//!
+//! The dashboard's browser session carries the same token in an `HttpOnly`,
+//! `SameSite=Strict` cookie ([`SESSION_COOKIE`], set by its login page). A request
+//! authenticated by that cookie that changes something must also send the session's CSRF
+//! token ([`CSRF_COOKIE`], readable by the page's script) in [`CSRF_HEADER`]: a page of
+//! another site can make the browser send the cookie but cannot read the CSRF token.
 
 use crate::error::ApiError;
 use crate::state::{ApiState, AuthMode};
@@ -15,6 +21,25 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use sightline_store::TokenRole;
 use std::net::SocketAddr;
+
+/// The dashboard session cookie: the bearer token itself, `HttpOnly; SameSite=Strict`.
+pub const SESSION_COOKIE: &str = "sightline_session";
+/// The double-submit CSRF cookie (readable by the dashboard's script).
+pub const CSRF_COOKIE: &str = "sightline_csrf";
+/// The header a cookie-authenticated mutation must repeat the CSRF cookie in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -45,6 +70,9 @@ fn need(method: &Method, path: &str, open_probes: bool) -> Need {
     match path {
         "/health" | "/docs" | "/openapi.json" => return Need::Open,
         "/ready" | "/metrics" if open_probes => return Need::Open,
+        // The dashboard's page and assets hold no data; its login sets the session.
+        "/" | "/ui/login" | "/ui/logout" => return Need::Open,
+        p if p.starts_with("/ui/assets/") => return Need::Open,
         _ => {}
     }
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -84,6 +112,25 @@ pub(crate) async fn authenticate(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| t.trim().to_owned());
+    let (bearer, via_cookie) = match bearer {
+        Some(t) => (Some(t), false),
+        None => match cookie(req.headers(), SESSION_COOKIE) {
+            Some(t) if !t.is_empty() => (Some(t.to_owned()), true),
+            _ => (None, false),
+        },
+    };
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if via_cookie && mutating && need != Need::Open && opts.auth == AuthMode::Tokens {
+        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        let expected = cookie(req.headers(), CSRF_COOKIE);
+        if sent.is_none() || sent != expected {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "a request from the dashboard session must carry its CSRF token (X-CSRF-Token)",
+            ));
+        }
+    }
     let caller = match (opts.auth, bearer) {
         (AuthMode::Disabled, _) => Some(Caller {
             role: TokenRole::Admin,
@@ -124,7 +171,7 @@ pub(crate) async fn authenticate(
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
-                    "a bearer token is required (Authorization: Bearer <token>)",
+                    "a bearer token is required (Authorization: Bearer <token>, or the dashboard's login)",
                 ));
             }
             Some(c) if rank(c.role) < rank(required) => {
@@ -163,6 +210,21 @@ mod tests {
         assert_eq!(need(&Method::POST, "/v1/infer", true), Need::Operator);
         assert_eq!(need(&Method::POST, "/v1/models", true), Need::Admin);
         assert_eq!(need(&Method::DELETE, "/v1/models/x", true), Need::Admin);
+        assert_eq!(need(&Method::GET, "/", true), Need::Open);
+        assert_eq!(need(&Method::GET, "/ui/assets/app.js", true), Need::Open);
+        assert_eq!(need(&Method::POST, "/ui/login", true), Need::Open);
+        assert_eq!(need(&Method::GET, "/ui/whoami", true), Need::Viewer);
+        assert_eq!(need(&Method::GET, "/v1/runs/x/live", true), Need::Viewer);
+    }
+
+    #[test]
+    fn cookies_are_read_from_every_cookie_header() {
+        let mut h = axum::http::HeaderMap::new();
+        h.append(header::COOKIE, "a=1; sightline_csrf=xyz".parse().unwrap());
+        h.append(header::COOKIE, "sightline_session=slt_abc".parse().unwrap());
+        assert_eq!(cookie(&h, CSRF_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("slt_abc"));
+        assert_eq!(cookie(&h, "nope"), None);
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
-    fn with_message(mut self, m: String) -> Self {
+    pub fn with_message(mut self, m: String) -> Self {
         self.message = m;
         self
     }
@@ -190,7 +190,7 @@ impl From<InferError> for ApiError {
             InferError::Dropped | InferError::Closed => {
                 ApiError::unavailable("inference_unavailable", e.to_string())
             }
-            InferError::Timeout(_) => ApiError::new(
+            InferError::Timeout(_) | InferError::Cancelled => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "inference_timeout",
                 e.to_string(),

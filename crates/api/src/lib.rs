@@ -21,26 +21,36 @@ pub mod fuzzing;
 pub mod infer;
 pub mod jpeg;
 pub mod routes;
+pub mod sources;
 pub mod state;
 pub mod telemetry;
 
-pub use auth::{Caller, hash_token};
+pub use auth::{CSRF_COOKIE, CSRF_HEADER, Caller, SESSION_COOKIE, cookie, hash_token};
 pub use error::{ApiError, ApiResult};
 pub use routes::docs::openapi_json;
-pub use state::{ApiOptions, ApiState, AuthMode, MetricsRender, ReadinessFn};
+pub use state::{
+    ApiMedia, ApiOptions, ApiState, AuthMode, MetricsRender, ReadinessFn, SystemInfoFn,
+};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::{get, post};
-use routes::{configs, docs, events, media, models, probes, runs};
+use routes::{configs, docs, events, media, models, probes, recordings, runs, system};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The whole API.
 pub fn router(state: ApiState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API plus `extra` routes (the dashboard) behind the same authentication, role table,
+/// latency metrics and CORS.
+pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
     let cors = cors_layer(&state.inner.opts.cors_origins);
     let api = Router::new()
+        .merge(extra)
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))
         .route("/version", get(probes::version))
@@ -50,9 +60,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/runs", get(runs::list_runs).post(runs::create_run))
         .route("/v1/runs/{id}", get(runs::get_run).delete(runs::delete_run))
         .route("/v1/runs/{id}/stop", post(runs::stop_run))
+        .route("/v1/runs/{id}/start", post(runs::start_run))
         .route("/v1/runs/{id}/config", post(runs::apply_config))
         .route("/v1/runs/{id}/snapshot.jpg", get(media::snapshot))
         .route("/v1/runs/{id}/preview", get(media::preview))
+        .route("/v1/runs/{id}/recordings", get(recordings::list_recordings))
+        .route("/v1/runs/{id}/clip.mp4", get(recordings::clip))
+        .route(
+            "/v1/recordings/{id}/segment.mp4",
+            get(recordings::download_segment),
+        )
+        .route("/v1/system", get(system::system))
         .route("/v1/configs", get(configs::list_configs))
         .route(
             "/v1/configs/{name}",
@@ -64,6 +82,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/schema/pipeline-config", get(configs::schema))
         .route("/v1/events", get(events::list_events))
         .route("/v1/events/stream", get(events::stream_events))
+        .route("/v1/events/{id}", get(recordings::get_event))
+        .route("/v1/events/{id}/crop.jpg", get(recordings::crop))
+        .route(
+            "/v1/events/{id}/snapshot.jpg",
+            get(recordings::event_snapshot),
+        )
         .route(
             "/v1/infer",
             post(infer::infer).layer(DefaultBodyLimit::disable()),

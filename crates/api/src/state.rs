@@ -27,6 +27,14 @@ pub type ReadinessFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// Renders the Prometheus text for `GET /metrics` (the binary owns the recorder).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// The media store, for pictures, recordings and clips (the binary opens it).
+#[derive(Clone)]
+pub struct ApiMedia {
+    pub store: Arc<sightline_storage::MediaStore>,
+    /// Disk survival mode and usage, shown by `/ready`.
+    pub status: Arc<sightline_storage::JanitorStatus>,
+}
+
 /// Options the binary fills from `[api]` and its own decisions.
 #[derive(Clone)]
 pub struct ApiOptions {
@@ -52,7 +60,17 @@ pub struct ApiOptions {
     pub readiness: Vec<(String, ReadinessFn)>,
     /// `GET /metrics`; None: the route answers 404.
     pub metrics: Option<MetricsRender>,
+    /// The media store (None: no pictures, recordings or clips are served).
+    pub media: Option<ApiMedia>,
+    /// This process's resources for `GET /v1/system` (CPU, memory, data disk).
+    pub system_info: Option<SystemInfoFn>,
+    /// Where sources given through the API may point (default: no file roots, so no file
+    /// source; network sources minus the always-denied ranges).
+    pub sources: Arc<sightline_config::SourcePolicy>,
 }
+
+/// Reads this process's resources (the binary owns the readers).
+pub type SystemInfoFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl std::fmt::Debug for ApiOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +98,9 @@ impl Default for ApiOptions {
             version: env!("CARGO_PKG_VERSION").into(),
             readiness: Vec::new(),
             metrics: None,
+            media: None,
+            system_info: None,
+            sources: Arc::new(sightline_config::SourcePolicy::default()),
         }
     }
 }
@@ -122,6 +143,8 @@ pub(crate) struct Inner {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// One batcher client per loaded model (by content hash), shared by all API requests.
     pub clients: parking_lot::Mutex<HashMap<String, Arc<InferClient>>>,
+    /// Image-to-image models, opened on first use.
+    pub upscalers: parking_lot::Mutex<HashMap<&'static str, Arc<sightline_inference::Upscaler>>>,
     /// Set by [`ApiState::begin_shutdown`]: endless responses (SSE) end so the server can
     /// drain.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -140,6 +163,7 @@ impl ApiState {
             rate: RateLimiter::new(g.rate_per_minute, 10_000),
             slots: Arc::new(tokio::sync::Semaphore::new(g.slots as usize)),
             clients: parking_lot::Mutex::new(HashMap::new()),
+            upscalers: parking_lot::Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::Sender::new(false),
             store,
             engine,
@@ -157,6 +181,16 @@ impl ApiState {
 
     pub fn options(&self) -> &ApiOptions {
         &self.inner.opts
+    }
+
+    /// The engine's live view (runs executing on this worker, their frames and output).
+    pub fn engine(&self) -> &Arc<EngineShared> {
+        &self.inner.engine
+    }
+
+    /// Resolves once the server is stopping (endless responses end then).
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        self.shutting_down()
     }
 
     /// The server is stopping: open event streams end now (a graceful shutdown waits for

@@ -287,7 +287,7 @@ async fn runs_lifecycle_over_http() {
         &app,
         "/v1/runs",
         None,
-        &json!({"id": "cam1", "source": "file:///x", "config": "c"}),
+        &json!({"id": "cam1", "source": "test://x", "config": "c"}),
     )
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
@@ -307,7 +307,7 @@ async fn runs_lifecycle_over_http() {
         &app,
         "/v1/runs",
         None,
-        &json!({"id": "cam2", "source": "file:///v.avi", "config": "c"}),
+        &json!({"id": "cam2", "source": "test://ball", "config": "c"}),
     )
     .await;
     let claimed = fx
@@ -368,6 +368,7 @@ fn event(run: &str, kind: EventKind, class: &str) -> Event {
         run_id: RunId::parse(run).unwrap(),
         wall_ms: chrono::Utc::now().timestamp_millis(),
         body,
+        media: None,
     }
 }
 
@@ -380,7 +381,7 @@ async fn events_query_and_stream() {
         &app,
         "/v1/runs",
         None,
-        &json!({"id": "r1", "source": "file:///v.avi", "config": "c"}),
+        &json!({"id": "r1", "source": "test://ball", "config": "c"}),
     )
     .await;
     fx.store
@@ -541,7 +542,7 @@ async fn models_upload_list_delete() {
         &app,
         "/v1/runs",
         None,
-        &json!({"id": "u", "source": "file:///v.avi", "config": "c", "models": ["tiny-yolov8"]}),
+        &json!({"id": "u", "source": "test://ball", "config": "c", "models": ["tiny-yolov8"]}),
     )
     .await;
     let r = send(

@@ -6,11 +6,16 @@
 //! output, policies), versioned in the database. Both reject unknown fields and report every
 //! validation error with its field path.
 
+pub mod media;
 pub mod pipeline;
 pub mod policy;
 pub mod secret;
 pub mod server;
+pub mod sources;
 
+pub use media::{
+    MediaSettings, PictureSource, PipelineMedia, Retention, RetentionOverride, S3Settings,
+};
 pub use pipeline::{ModelSection, OutputSection, PipelineConfig, PipelineConfigError};
 pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, WatchdogPolicy};
 pub use secret::{Secret, mask_url};
@@ -18,3 +23,4 @@ pub use server::{
     ApiSection, EngineSection, InferGuards, InferenceSection, LogSection, RtspSection,
     ServerConfig, ServerConfigError,
 };
+pub use sources::{CheckedSource, Denied, SourceHosts, SourcePolicy};

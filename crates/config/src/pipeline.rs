@@ -34,6 +34,8 @@ pub struct PipelineConfig {
     pub draw: DrawStyle,
     /// Where the annotated stream goes.
     pub output: OutputSection,
+    /// Event pictures (crops, snapshots) and continuous recording.
+    pub media: crate::media::PipelineMedia,
     /// Source unreachable at start.
     pub connect: ConnectPolicy,
     /// Source lost while running.
@@ -229,6 +231,7 @@ impl PipelineConfig {
         {
             e.push("output.mp4", "must end with .mp4");
         }
+        self.media.validate("media", &mut e);
         policy::validate(&self.connect, &self.reconnect, &self.watchdog, &mut e);
         e.into_result(())
     }

@@ -28,6 +28,11 @@ pub struct ServerConfig {
     pub log: LogSection,
     /// Notification sinks (MQTT, webhooks) fed from the transactional outbox.
     pub notify: sightline_notify::NotifySection,
+    /// The media store: event pictures and recordings (local directory or S3), disk
+    /// survival mode.
+    pub media: crate::media::MediaSettings,
+    /// How long events, pictures and recordings are kept.
+    pub retention: crate::media::Retention,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +47,8 @@ impl Default for ServerConfig {
             inference: InferenceSection::default(),
             log: LogSection::default(),
             notify: Default::default(),
+            media: Default::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -113,6 +120,12 @@ pub struct ApiSection {
     pub metrics_bind: Option<String>,
     /// Guards of `POST /v1/infer`.
     pub infer: InferGuards,
+    /// Directories that file sources given through the API must resolve into (after
+    /// symlinks); relative paths are taken from them. Default: `<data_dir>/uploads` and the
+    /// shipped `samples/`. The CLI is not restricted.
+    pub file_roots: Option<Vec<PathBuf>>,
+    /// Network destinations that sources given through the API may (not) reach.
+    pub source_hosts: crate::sources::SourceHosts,
 }
 
 impl Default for ApiSection {
@@ -124,6 +137,8 @@ impl Default for ApiSection {
             open_probes: true,
             metrics_bind: None,
             infer: InferGuards::default(),
+            file_roots: None,
+            source_hosts: Default::default(),
         }
     }
 }
@@ -140,6 +155,9 @@ pub struct InferGuards {
     pub max_body_bytes: u64,
     /// Largest image in pixels, read from the header before decoding (413 above).
     pub max_pixels: u64,
+    /// Largest result of an image-to-image model (input pixels × scale²), checked before any
+    /// work (413 `too_many_output_pixels` above).
+    pub max_output_pixels: u64,
     /// Concurrent inferences; a request waits at most `slot_timeout_ms` for one (504).
     pub slots: u32,
     /// How long a request may wait for an inference slot (milliseconds).
@@ -153,6 +171,7 @@ impl Default for InferGuards {
             rate_per_minute: 600,
             max_body_bytes: 20 * 1024 * 1024,
             max_pixels: 16_000_000,
+            max_output_pixels: 16_000_000,
             slots: 2,
             slot_timeout_ms: 10_000,
         }
@@ -244,6 +263,8 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "inference",
     "log",
     "notify",
+    "media",
+    "retention",
 ];
 
 impl ServerConfig {
@@ -285,6 +306,8 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), FieldErrors> {
         let mut e = FieldErrors::new();
         self.notify.validate("notify", &mut e);
+        self.media.validate("media", &mut e);
+        self.retention.validate("retention", &mut e);
         let en = &self.engine;
         if en.max_runs == 0 {
             e.push("engine.max_runs", "must be at least 1");
@@ -330,6 +353,7 @@ impl ServerConfig {
         {
             e.push("api.metrics_bind", format!("{m:?} is not host:port"));
         }
+        self.api.source_hosts.validate("api.source_hosts", &mut e);
         let g = &self.api.infer;
         if g.slots == 0 {
             e.push("api.infer.slots", "must be at least 1");
@@ -339,6 +363,9 @@ impl ServerConfig {
         }
         if g.max_pixels == 0 {
             e.push("api.infer.max_pixels", "must be at least 1");
+        }
+        if g.max_output_pixels == 0 {
+            e.push("api.infer.max_output_pixels", "must be at least 1");
         }
         if !["cpu", "cuda", "tensorrt"].contains(&self.inference.provider.as_str()) {
             e.push(
@@ -385,6 +412,88 @@ impl ServerConfig {
                 .unwrap_or_else(|| "host".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// The file roots of API sources: `[api].file_roots`, or `<data_dir>/uploads` and
+    /// `samples` (the shipped clips, where found).
+    pub fn file_roots(&self, samples: Option<&Path>) -> Vec<PathBuf> {
+        match &self.api.file_roots {
+            Some(r) => r.clone(),
+            None => {
+                let mut v = vec![self.data_dir.join("uploads")];
+                v.extend(samples.map(Path::to_path_buf));
+                v
+            }
+        }
+    }
+
+    /// Deny rules for this server's own services — the database, the MQTT brokers and the
+    /// API/metrics ports, on their hosts and on loopback — and the well-known service ports
+    /// on loopback.
+    pub fn own_services(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        // Well-known database, cache and broker ports on loopback, whether or not this
+        // server uses them (PostgreSQL, MySQL, Redis, MQTT, AMQP, NATS, memcached, MongoDB,
+        // Elasticsearch, Docker, etcd, Consul).
+        for port in [
+            5432u16, 3306, 6379, 1883, 8883, 5672, 4222, 11211, 27017, 9200, 2375, 2379, 8500,
+        ] {
+            out.push(format!("127.0.0.0/8:{port}"));
+            out.push(format!("[::1]:{port}"));
+            out.push(format!("localhost:{port}"));
+        }
+        let mut add = |host: &str, port: u16| {
+            let h = host.trim_start_matches('[').trim_end_matches(']');
+            let local = h.is_empty()
+                || h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+            if local {
+                out.push(format!("127.0.0.0/8:{port}"));
+                out.push(format!("[::1]:{port}"));
+                out.push(format!("localhost:{port}"));
+            } else if h.contains(':') {
+                out.push(format!("[{h}]:{port}"));
+            } else {
+                out.push(format!("{h}:{port}"));
+            }
+        };
+        if let Some(db) = &self.database_url
+            && let Ok(u) = url::Url::parse(db.expose())
+            && u.scheme().starts_with("postgres")
+        {
+            add(u.host_str().unwrap_or(""), u.port().unwrap_or(5432));
+        }
+        for sink in &self.notify.sinks {
+            if let sightline_notify::SinkConfig::Mqtt(m) = sink {
+                add(&m.host, m.port);
+            }
+        }
+        for bind in std::iter::once(&self.api.bind).chain(self.api.metrics_bind.iter()) {
+            if let Ok(a) = bind.parse::<std::net::SocketAddr>() {
+                add(&a.ip().to_string(), a.port());
+                if !a.ip().is_loopback() {
+                    add("127.0.0.1", a.port());
+                }
+            }
+        }
+        out
+    }
+
+    /// Where the media store is: `[media].url`, or `<data_dir>/media`.
+    pub fn media_url(&self) -> String {
+        match &self.media.url {
+            Some(u) => u.clone(),
+            None => self.data_dir.join("media").display().to_string(),
+        }
+    }
+
+    /// Base of the picture URLs in events: `[media].public_url`, or `http://<api.bind>`.
+    pub fn media_public_url(&self) -> String {
+        match &self.media.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.api.bind),
+        }
     }
 
     /// Whether the API bind address is loopback-only.
@@ -495,11 +604,16 @@ mod tests {
     }
 
     #[test]
-    fn database_url_is_masked_in_debug() {
-        let c = ServerConfig {
-            database_url: Some(Secret::new("postgres://u:secret@h/db")),
+    fn secrets_are_masked_in_debug() {
+        let mut c = ServerConfig {
+            database_url: Some(Secret::new("postgres://u:pg-password@h/db")),
             ..Default::default()
         };
-        assert!(!format!("{c:?}").contains("secret"));
+        c.media.s3.secret_access_key = Some(Secret::new("s3-secret-key"));
+        c.media.s3.access_key_id = Some(Secret::new("s3-key-id"));
+        let text = format!("{c:?}");
+        for s in ["pg-password", "s3-secret-key", "s3-key-id"] {
+            assert!(!text.contains(s), "{s} in {text}");
+        }
     }
 }

@@ -152,4 +152,7 @@ pub struct Event {
     pub wall_ms: i64,
     #[serde(flatten)]
     pub body: RuleEvent,
+    /// The event's pictures in the media store, if any were taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::media::EventMedia>,
 }

@@ -32,6 +32,7 @@ pub fn stamp(run: &RunId, clock: &dyn Clock, body: Vec<RuleEvent>) -> Vec<Event>
             run_id: run.clone(),
             wall_ms,
             body: b,
+            media: None,
         })
         .collect()
 }

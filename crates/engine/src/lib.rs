@@ -5,6 +5,7 @@
 //! run loop, the replay tests and the benchmark; `models` shares loaded models between runs;
 //! `events` is where stamped events go; `status` and `taps` expose live state to the API.
 
+pub mod clips;
 pub mod events;
 pub mod models;
 pub mod processor;
@@ -16,12 +17,13 @@ pub mod telemetry;
 pub mod writer;
 
 pub use events::{ChannelSink, EventSink, JsonLinesSink, MemorySink};
-pub use models::{LoadedModel, ModelCache};
-pub use processor::{FrameProcessor, StageTimings, StatusText};
+pub use models::{LoadedModel, ModelCache, runtime_options};
+pub use processor::{CutPicture, FrameProcessor, StageTimings, StatusText};
 pub use run::{
-    Control, FrameHook, LogObserver, RunContext, RunHandle, RunObserver, RunOutcome, RunSpec, spawn,
+    Control, FrameHook, LogObserver, RunContext, RunHandle, RunMedia, RunObserver, RunOutcome,
+    RunSpec, spawn,
 };
 pub use status::{RunStatus, StatusSnapshot};
 pub use supervisor::{Engine, EngineOptions, EngineShared, RunOptions, RunView};
-pub use taps::FrameTaps;
+pub use taps::{EncodedUnit, FrameTaps, LiveFeed};
 pub use writer::EventRouting;

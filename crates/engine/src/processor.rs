@@ -5,8 +5,9 @@
 
 use crate::models::LoadedModel;
 use sightline_analytics::RuleEngine;
+use sightline_config::PictureSource;
 use sightline_config::PipelineConfig;
-use sightline_core::{ClassId, Frame, Labels, RuleEvent, Track};
+use sightline_core::{ClassId, Frame, Labels, PictureKind, RuleEvent, Track};
 use sightline_inference::{DetectOptions, InferClient, InferError};
 use sightline_overlay::{Painter, Scene, SceneLine, SceneObject, SceneZone};
 use sightline_tracking::Tracker;
@@ -21,8 +22,24 @@ pub struct StageTimings {
     pub track: Duration,
     pub rules: Duration,
     pub draw: Duration,
+    /// Cutting event pictures out of the frame (zero on frames without events).
+    pub pictures: Duration,
     /// Whether this frame went through inference.
     pub inferred: bool,
+}
+
+/// A picture cut from a frame for one of its events, waiting to be encoded and stored
+/// (off the run thread, by the media store's writer).
+#[derive(Debug)]
+pub struct CutPicture {
+    /// Indexes of the events (in this frame's events) the picture belongs to: one for a
+    /// crop; every event of the frame that wants a snapshot shares one snapshot.
+    pub events: Vec<usize>,
+    pub kind: PictureKind,
+    pub width: u32,
+    pub height: u32,
+    /// Packed RGB24.
+    pub rgb: Vec<u8>,
 }
 
 /// Why a frame could not be processed.
@@ -56,6 +73,9 @@ pub struct FrameProcessor {
     painter: Painter,
     frame_index: u64,
     infer_timeout: Duration,
+    /// Cut event pictures (only when something stores them).
+    cut_pictures: bool,
+    pictures: Vec<CutPicture>,
 }
 
 impl FrameProcessor {
@@ -78,6 +98,8 @@ impl FrameProcessor {
             painter,
             frame_index: 0,
             infer_timeout: Duration::from_secs(30),
+            cut_pictures: false,
+            pictures: Vec::new(),
         })
     }
 
@@ -87,6 +109,16 @@ impl FrameProcessor {
 
     pub fn config(&self) -> &Arc<PipelineConfig> {
         &self.config
+    }
+
+    /// Cut the pictures of each event (`[media]` of the config) for [`Self::take_pictures`].
+    pub fn set_cut_pictures(&mut self, on: bool) {
+        self.cut_pictures = on;
+    }
+
+    /// The pictures cut during the last [`Self::process`] call.
+    pub fn take_pictures(&mut self) -> Vec<CutPicture> {
+        std::mem::take(&mut self.pictures)
     }
 
     /// Inference requests this run's queue had to drop.
@@ -166,6 +198,19 @@ impl FrameProcessor {
         let events = rules.process(frame.pts, tracks);
         t.rules = t2.elapsed();
 
+        self.pictures.clear();
+        let want = self.cut_pictures && !events.is_empty();
+        if want {
+            let tp = Instant::now();
+            cut(
+                &self.config.media,
+                &mut self.pictures,
+                frame,
+                &events,
+                PictureSource::Raw,
+            );
+            t.pictures = tp.elapsed();
+        }
         let t3 = Instant::now();
         draw(
             &mut self.painter,
@@ -175,13 +220,80 @@ impl FrameProcessor {
             rules,
             status,
         );
+        if self.config.draw.clock_code {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            sightline_overlay::clock_code::stamp(frame, ms);
+        }
         t.draw = t3.elapsed();
+        if want {
+            let tp = Instant::now();
+            cut(
+                &self.config.media,
+                &mut self.pictures,
+                frame,
+                &events,
+                PictureSource::Annotated,
+            );
+            t.pictures += tp.elapsed();
+        }
         Ok((events, t))
     }
 
     /// Draws the "signal lost" slate onto `frame`.
     pub fn draw_slate(&mut self, frame: &mut Frame, title: &str, detail: &str) {
         self.painter.draw_slate(frame, title, detail);
+    }
+}
+
+/// Cuts the pictures of `events` whose configured source is `from` out of `frame`.
+fn cut(
+    m: &sightline_config::PipelineMedia,
+    out: &mut Vec<CutPicture>,
+    frame: &Frame,
+    events: &[RuleEvent],
+    from: PictureSource,
+) {
+    let mut snapshot: Option<usize> = None;
+    for (i, e) in events.iter().enumerate() {
+        if !m.wants(e.kind) {
+            continue;
+        }
+        if m.crops
+            && m.crop_source == from
+            && let Some(b) = &e.bbox
+        {
+            let r = sightline_storage::crop_rect(
+                b,
+                frame.width,
+                frame.height,
+                m.crop_margin,
+                m.crop_min_size,
+            );
+            out.push(CutPicture {
+                events: vec![i],
+                kind: PictureKind::Crop,
+                width: r.width,
+                height: r.height,
+                rgb: sightline_storage::cut(frame, r),
+            });
+        }
+        if m.snapshots && m.snapshot_source == from {
+            match snapshot {
+                Some(j) => out[j].events.push(i),
+                None => {
+                    snapshot = Some(out.len());
+                    out.push(CutPicture {
+                        events: vec![i],
+                        kind: PictureKind::Snapshot,
+                        width: frame.width,
+                        height: frame.height,
+                        rgb: frame.data.clone(),
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 
 use crate::events::{EventSink, stamp};
 use crate::models::{LoadedModel, ModelCache};
-use crate::processor::{FrameProcessor, StatusText};
+use crate::processor::{CutPicture, FrameProcessor, StatusText};
 use crate::status::{FpsMeter, LatencyWindow, RunStatus};
 use crossbeam_channel::{Receiver, Sender};
 use sightline_config::PipelineConfig;
@@ -38,6 +38,9 @@ pub struct RunSpec {
     pub pacing: Option<Pacing>,
     /// Restart a file source at its end instead of completing.
     pub loop_file: bool,
+    /// A run created through the API: its source is checked against this policy right
+    /// before every connection, and a network source's address pinned (issue 19).
+    pub confined: Option<Arc<sightline_config::SourcePolicy>>,
 }
 
 /// Why a run ended.
@@ -104,6 +107,15 @@ pub enum Control {
 /// into a real pipeline); a panic in it fails the run like a panic in any other stage.
 pub type FrameHook = Arc<dyn Fn(&RunId, &Frame) + Send + Sync>;
 
+/// Where a run's pictures and recordings go (the media store); both optional.
+#[derive(Clone, Default, Debug)]
+pub struct RunMedia {
+    /// Event pictures (crops, snapshots); `None`: events carry no pictures.
+    pub pictures: Option<sightline_storage::PictureWriter>,
+    /// Recording segments (for configs with `media.record`); `None`: no recording.
+    pub segments: Option<sightline_storage::SegmentIndexer>,
+}
+
 /// What a run needs from the process around it.
 pub struct RunContext {
     /// Optional custom stage (see [`FrameHook`]).
@@ -116,6 +128,9 @@ pub struct RunContext {
     pub data_dir: PathBuf,
     pub status: Arc<RunStatus>,
     pub taps: Arc<crate::taps::FrameTaps>,
+    /// The encoded output for live viewers.
+    pub live: Arc<crate::taps::LiveFeed>,
+    pub media: RunMedia,
 }
 
 /// Handle to a running pipeline thread.
@@ -211,7 +226,7 @@ struct RunLoop {
     state: RunState,
     output: Option<Output>,
     out_fps: f64,
-    last_copy: Option<(Instant, Frame)>,
+    last_copy: Option<(Instant, Arc<Frame>)>,
     fps: FpsMeter,
     latency: LatencyWindow,
 }
@@ -246,7 +261,27 @@ impl RunLoop {
         }
     }
 
-    fn source_options(&self) -> SourceOptions {
+    /// The URI to open now: for a confined run, checked against the policy (the name
+    /// resolved again, so a DNS answer changed since the API's check is caught) and pinned
+    /// to the checked address.
+    fn source_uri(&self) -> Result<String, RunOutcome> {
+        let Some(policy) = &self.spec.confined else {
+            return Ok(self.spec.source_uri.clone());
+        };
+        let resolve = |h: &str, p: u16| -> std::io::Result<Vec<std::net::IpAddr>> {
+            use std::net::ToSocketAddrs;
+            Ok((h, p).to_socket_addrs()?.map(|a| a.ip()).collect())
+        };
+        match policy.check_source(&self.spec.source_uri, resolve) {
+            Ok(c) => Ok(c.uri),
+            Err(d) => {
+                tracing::warn!(run_id = %self.spec.run_id, reason = %d.detail, "source refused by the source policy");
+                Err(RunOutcome::failed("source_not_allowed", d.public))
+            }
+        }
+    }
+
+    fn source_options(&self, uri: String) -> SourceOptions {
         let c = &self.spec.config;
         let is_file = is_file_uri(&self.spec.source_uri);
         let pacing = self.spec.pacing.unwrap_or(if is_file {
@@ -254,7 +289,7 @@ impl RunLoop {
         } else {
             Pacing::Live
         });
-        let mut o = SourceOptions::new(self.spec.source_uri.clone()).with_pacing(pacing);
+        let mut o = SourceOptions::new(uri).with_pacing(pacing);
         o.loop_file = self.spec.loop_file;
         o.connect_timeout = Duration::from_secs_f64(c.connect.timeout_s);
         o.stall_timeout =
@@ -274,6 +309,7 @@ impl RunLoop {
             Ok(p) => p,
             Err(e) => return RunOutcome::failed("invalid_config", e.to_string()),
         };
+        proc.set_cut_pictures(self.ctx.media.pictures.is_some());
         let source = match self.connect_at_start() {
             Ok(s) => s,
             Err(o) => return o,
@@ -298,7 +334,8 @@ impl RunLoop {
             if let Some(o) = self.poll_control_idle() {
                 return Err(o);
             }
-            match Source::open(self.source_options()) {
+            let uri = self.source_uri()?;
+            match Source::open(self.source_options(uri)) {
                 Ok(s) => return Ok(s),
                 Err(e) => {
                     last = e.to_string();
@@ -368,6 +405,21 @@ impl RunLoop {
         opts.mp4_path = mp4_path;
         opts.bitrate_kbps = c.bitrate_kbps;
         opts.keyframe_interval = Duration::from_secs_f64(c.keyframe_interval_s);
+        let live = self.ctx.live.clone();
+        live.set_size(width, height);
+        opts.on_au = Some(Arc::new(move |au: sightline_media::EncodedAu<'_>| {
+            live.offer(au.data, au.pts_ns, au.duration_ns, au.keyframe);
+        }));
+        let m = &self.spec.config.media;
+        if m.record
+            && let Some(ix) = &self.ctx.media.segments
+        {
+            opts.record = Some(record_options(
+                &self.spec.run_id,
+                ix,
+                Duration::from_secs_f64(m.segment_s),
+            ));
+        }
         let out = Output::start(opts)
             .map_err(|e| RunOutcome::failed("internal", format!("output: {e}")))?;
         self.output = Some(out);
@@ -499,7 +551,9 @@ impl RunLoop {
             .as_ref()
             .is_none_or(|(t, _)| arrived.duration_since(*t) >= SLATE_COPY_EVERY)
         {
-            self.last_copy = Some((arrived, frame.clone()));
+            let raw = Arc::new(frame.clone());
+            self.ctx.taps.set_raw(raw.clone());
+            self.last_copy = Some((arrived, raw));
         }
         let text = StatusText {
             lines: vec![
@@ -536,7 +590,11 @@ impl RunLoop {
             status
                 .events
                 .fetch_add(events.len() as u64, Ordering::Relaxed);
-            let stamped = stamp(&self.spec.run_id, self.ctx.clock.as_ref(), events);
+            let mut stamped = stamp(&self.spec.run_id, self.ctx.clock.as_ref(), events);
+            let pictures = proc.take_pictures();
+            if !pictures.is_empty() {
+                self.store_pictures(&mut stamped, pictures);
+            }
             if let Err(e) = self.ctx.events.emit(&stamped) {
                 return Flow::End(RunOutcome::failed("internal", e.to_string()));
             }
@@ -562,6 +620,53 @@ impl RunLoop {
         Flow::Continue
     }
 
+    /// Hands the pictures cut for this frame's events to the media store's writer; an event
+    /// names a picture only if the writer took it (a full queue drops the picture, counted,
+    /// never the event).
+    fn store_pictures(&self, events: &mut [sightline_core::Event], pictures: Vec<CutPicture>) {
+        let Some(writer) = &self.ctx.media.pictures else {
+            return;
+        };
+        let m = &self.spec.config.media;
+        for p in pictures {
+            let Some(first) = p.events.first().and_then(|i| events.get(*i)) else {
+                continue;
+            };
+            let key = sightline_storage::keys::picture_key(
+                &self.spec.run_id,
+                first.id,
+                first.wall_ms,
+                p.kind,
+            );
+            let (width, height) = sightline_storage::scaled_size(p.width, p.height, m.max_size);
+            let job = sightline_storage::PictureJob {
+                run_id: self.spec.run_id.clone(),
+                event_id: first.id,
+                kind: p.kind,
+                key: key.clone(),
+                width: p.width,
+                height: p.height,
+                rgb: p.rgb,
+                quality: m.jpeg_quality,
+                max_size: m.max_size,
+            };
+            if !writer.submit(job) {
+                continue;
+            }
+            for i in p.events {
+                if let Some(ev) = events.get_mut(i) {
+                    let r = sightline_core::MediaRef {
+                        url: writer.url(ev.id, p.kind),
+                        key: key.clone(),
+                        width,
+                        height,
+                    };
+                    ev.media.get_or_insert_default().set(p.kind, Some(r));
+                }
+            }
+        }
+    }
+
     fn fps_estimate(&self) -> f64 {
         self.ctx.status.snapshot().fps
     }
@@ -570,7 +675,7 @@ impl RunLoop {
     fn push_slate(&mut self, proc: &mut FrameProcessor, detail: &str) {
         let Some(out) = &self.output else { return };
         let mut frame = match &self.last_copy {
-            Some((_, f)) => f.clone(),
+            Some((_, f)) => Frame::clone(f),
             None => {
                 let (w, h) = {
                     let s = self.ctx.status.snapshot();
@@ -624,7 +729,7 @@ impl RunLoop {
                 run: &self.spec.run_id,
             }
             .emit();
-            let opts = self.source_options();
+            let opts = self.source_options(self.source_uri()?);
             let (tx, rx) = crossbeam_channel::bounded(1);
             let spawned = std::thread::Builder::new()
                 .name(format!("open-{}", self.spec.run_id))
@@ -659,6 +764,50 @@ impl RunLoop {
             }
         }
     }
+}
+
+/// Recording options that name each segment through the media store's indexer and report
+/// what happens to it.
+fn record_options(
+    run: &RunId,
+    ix: &sightline_storage::SegmentIndexer,
+    segment: Duration,
+) -> sightline_media::RecordOptions {
+    use sightline_media::SegmentEvent;
+    use sightline_storage::SegmentNote;
+    fn ms(t: std::time::SystemTime) -> i64 {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+    let loc_ix = ix.clone();
+    let loc_run = run.clone();
+    let note_ix = ix.clone();
+    let note_run = run.clone();
+    sightline_media::RecordOptions::new(
+        segment,
+        Arc::new(move || loc_ix.location(&loc_run)),
+        Arc::new(move |e| {
+            let note = match e {
+                SegmentEvent::Opened { path, wall, pts } => SegmentNote::Opened {
+                    path,
+                    wall_ms: ms(wall),
+                    pts_ns: pts.as_nanos() as i64,
+                },
+                SegmentEvent::Closed { path, wall, pts } => SegmentNote::Closed {
+                    path,
+                    wall_ms: ms(wall),
+                    pts_ns: pts.as_nanos() as i64,
+                },
+                SegmentEvent::Failed { path, wall, error } => SegmentNote::Failed {
+                    path,
+                    wall_ms: ms(wall),
+                    error,
+                },
+            };
+            note_ix.note(&note_run, note);
+        }),
+    )
 }
 
 /// `file://…` or a plain path.

@@ -41,6 +41,11 @@ pub struct EngineOptions {
     pub routing: crate::writer::EventRouting,
     /// Custom per-frame stage for every run (see [`crate::run::FrameHook`]).
     pub frame_hook: Option<crate::run::FrameHook>,
+    /// The media store's picture writer and recording index (none: no pictures, no
+    /// recording).
+    pub media: crate::run::RunMedia,
+    /// The source policy confined runs (created through the API) are held to.
+    pub source_policy: Option<Arc<sightline_config::SourcePolicy>>,
 }
 
 /// Output and source options stored with a run (`runs.output`).
@@ -56,6 +61,9 @@ pub struct RunOptions {
     pub loop_file: bool,
     /// `realtime`, `fast` or `live` (default: by source kind).
     pub pacing: Option<String>,
+    /// Created through the API: the source is checked against the source policy again
+    /// right before every connection (and the address pinned).
+    pub confined: bool,
 }
 
 /// What the API and metrics see of the engine.
@@ -65,6 +73,9 @@ pub struct EngineShared {
     /// Unix ms of the last successful heartbeat (0 = never).
     last_heartbeat_ms: AtomicI64,
     live: once_live::Live,
+    /// Woken by the API of the same process after it changed runs (new run, stop, new
+    /// config version), so this worker acts at once instead of at its next poll.
+    nudge: tokio::sync::Notify,
 }
 
 /// A run this worker is executing.
@@ -72,6 +83,8 @@ pub struct EngineShared {
 pub struct RunView {
     pub status: Arc<RunStatus>,
     pub taps: Arc<FrameTaps>,
+    /// The encoded output, for live viewers.
+    pub live: Arc<crate::taps::LiveFeed>,
 }
 
 mod once_live {
@@ -128,6 +141,11 @@ impl EngineShared {
 
     pub fn events_sender(&self) -> broadcast::Sender<Event> {
         self.live.0.clone()
+    }
+
+    /// Asks the supervisor to look at the database now (the API changed something).
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
     }
 }
 
@@ -255,6 +273,10 @@ impl Engine {
                     self.watchdog(&events_tx).await;
                 }
                 _ = reap.tick() => self.reap(),
+                _ = nudged(&self.shared) => {
+                    self.claim(&events_tx).await;
+                    self.follow_desired_state().await;
+                }
                 Some(r) = self.reports_rx.recv() => self.persist(r).await,
                 notice = recv_notice(&mut listener) => {
                     if notice {
@@ -437,6 +459,12 @@ impl Engine {
             config: Arc::new(config),
             pacing,
             loop_file: options.loop_file,
+            confined: options.confined.then(|| {
+                self.opts
+                    .source_policy
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(sightline_config::SourcePolicy::default()))
+            }),
         };
         self.spawn_pipeline(
             spec,
@@ -462,6 +490,7 @@ impl Engine {
         self.next_generation += 1;
         let status = RunStatus::new();
         let taps = Arc::new(FrameTaps::default());
+        let live = Arc::new(crate::taps::LiveFeed::default());
         let ctx = RunContext {
             hook: self.opts.frame_hook.clone(),
             models: self.models.clone(),
@@ -475,13 +504,20 @@ impl Engine {
             data_dir: self.opts.data_dir.clone(),
             status: status.clone(),
             taps: taps.clone(),
+            live: live.clone(),
+            media: self.opts.media.clone(),
         };
         match run::spawn(spec, ctx) {
             Ok(handle) => {
-                self.shared
+                let old = self
+                    .shared
                     .runs
                     .write()
-                    .insert(id.clone(), RunView { status, taps });
+                    .insert(id.clone(), RunView { status, taps, live });
+                // A restarted run gets a new feed; viewers of the old one reconnect.
+                if let Some(old) = old {
+                    old.live.end();
+                }
                 self.active.insert(
                     id.clone(),
                     Active {
@@ -590,9 +626,16 @@ impl Engine {
         }
     }
 
+    /// The run no longer executes here: its view goes, its live viewers are told.
+    fn drop_view(&self, id: &RunId) {
+        if let Some(v) = self.shared.runs.write().remove(id) {
+            v.live.end();
+        }
+    }
+
     fn forget(&mut self, id: &RunId) {
         self.active.remove(id);
-        self.shared.runs.write().remove(id);
+        self.drop_view(id);
     }
 
     /// Applies stop requests and new config versions to the runs this worker owns.
@@ -674,7 +717,7 @@ impl Engine {
                 Ok(rec) => self.start(rec, events_tx).await,
                 Err(e) => {
                     tracing::error!(run_id = %id, error = %e, "cannot restart the stalled run");
-                    self.shared.runs.write().remove(&id);
+                    self.drop_view(&id);
                 }
             }
         }
@@ -709,6 +752,10 @@ impl Engine {
             self.forget(&id);
         }
     }
+}
+
+async fn nudged(shared: &Arc<EngineShared>) {
+    shared.nudge.notified().await;
 }
 
 /// `true` for a notice, `false` when the LISTEN connection closed.

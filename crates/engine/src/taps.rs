@@ -15,6 +15,9 @@ pub struct FrameTaps {
     tx: tokio::sync::watch::Sender<Option<Arc<Frame>>>,
     state: Mutex<TapState>,
     min_gap: Duration,
+    /// The latest undrawn camera frame (refreshed about once a second by the run, which
+    /// keeps it for the signal-lost slate anyway): the zone editor draws on it.
+    raw: Mutex<Option<Arc<Frame>>>,
 }
 
 #[derive(Debug)]
@@ -38,7 +41,18 @@ impl FrameTaps {
                 last_copy: None,
             }),
             min_gap: Duration::from_secs_f64(1.0 / max_fps.max(0.1)),
+            raw: Mutex::new(None),
         }
+    }
+
+    /// Called by the run with its latest raw frame.
+    pub fn set_raw(&self, frame: Arc<Frame>) {
+        *self.raw.lock() = Some(frame);
+    }
+
+    /// The latest raw (undrawn) frame, if any.
+    pub fn raw(&self) -> Option<Arc<Frame>> {
+        self.raw.lock().clone()
     }
 
     /// Called by readers: keep copies flowing for a few more seconds.
@@ -107,5 +121,145 @@ mod tests {
             slow.latest(Duration::from_secs(1)).unwrap().pixel(0, 0),
             [1, 2, 3]
         );
+    }
+}
+
+/// One encoded access unit of a run's output, shared by every live viewer.
+#[derive(Debug)]
+pub struct EncodedUnit {
+    /// Annex B H.264 (SPS/PPS before keyframes).
+    pub data: Vec<u8>,
+    pub pts_ns: u64,
+    pub duration_ns: u64,
+    pub keyframe: bool,
+}
+
+/// The run's encoded output for live viewers (the dashboard's MSE player): every access
+/// unit the encoder produces, broadcast, plus the current group of pictures (from the last
+/// keyframe) so that a viewer who joins late starts at a keyframe at once. The encode is the
+/// run's own, done once whatever the number of viewers.
+#[derive(Debug)]
+pub struct LiveFeed {
+    tx: tokio::sync::broadcast::Sender<Arc<EncodedUnit>>,
+    gop: Mutex<Vec<Arc<EncodedUnit>>>,
+    size: Mutex<(u32, u32)>,
+    /// Set when the run stops executing here (viewers close; a new run gets a new feed).
+    ended: tokio::sync::watch::Sender<bool>,
+}
+
+/// Longest group of pictures kept for late joiners (a keyframe is expected every second).
+const MAX_GOP: usize = 600;
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        LiveFeed {
+            tx: tokio::sync::broadcast::channel(256).0,
+            gop: Mutex::new(Vec::new()),
+            size: Mutex::new((0, 0)),
+            ended: tokio::sync::watch::channel(false).0,
+        }
+    }
+}
+
+impl LiveFeed {
+    /// Called on the encoder's thread with each access unit.
+    pub fn offer(&self, data: &[u8], pts_ns: u64, duration_ns: u64, keyframe: bool) {
+        let unit = Arc::new(EncodedUnit {
+            data: data.to_vec(),
+            pts_ns,
+            duration_ns,
+            keyframe,
+        });
+        let mut gop = self.gop.lock();
+        if keyframe {
+            gop.clear();
+        }
+        if gop.len() < MAX_GOP && (keyframe || !gop.is_empty()) {
+            gop.push(unit.clone());
+        }
+        // Sent under the lock, so a subscriber sees the GOP and then exactly what follows.
+        let _ = self.tx.send(unit);
+    }
+
+    /// The output's size (the live view's init segment needs it).
+    pub fn set_size(&self, width: u32, height: u32) {
+        *self.size.lock() = (width, height);
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        *self.size.lock()
+    }
+
+    /// The current group of pictures (starting at a keyframe; empty before the first one)
+    /// and a receiver of every later access unit.
+    pub fn subscribe(
+        &self,
+    ) -> (
+        Vec<Arc<EncodedUnit>>,
+        tokio::sync::broadcast::Receiver<Arc<EncodedUnit>>,
+    ) {
+        let gop = self.gop.lock();
+        (gop.clone(), self.tx.subscribe())
+    }
+
+    /// The run stopped executing here.
+    pub fn end(&self) {
+        self.ended.send_replace(true);
+    }
+
+    /// Resolves once [`LiveFeed::end`] was called.
+    pub async fn ended(&self) {
+        let mut rx = self.ended.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+
+    /// Live viewers now.
+    pub fn viewers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    #[test]
+    fn late_joiners_get_the_gop_then_everything_after_it() {
+        let f = LiveFeed::default();
+        f.offer(b"p0", 0, 1, false); // before any keyframe: not cached
+        f.offer(b"k1", 1, 1, true);
+        f.offer(b"p2", 2, 1, false);
+        let (gop, mut rx) = f.subscribe();
+        assert_eq!(
+            gop.iter().map(|u| u.data.clone()).collect::<Vec<_>>(),
+            [b"k1".to_vec(), b"p2".to_vec()]
+        );
+        f.offer(b"p3", 3, 1, false);
+        f.offer(b"k4", 4, 1, true);
+        assert_eq!(rx.try_recv().unwrap().data, b"p3");
+        assert_eq!(rx.try_recv().unwrap().data, b"k4");
+        let (gop, _rx2) = f.subscribe();
+        assert_eq!(gop.len(), 1, "a keyframe starts a new GOP");
+        assert_eq!(f.viewers(), 2);
+    }
+
+    #[tokio::test]
+    async fn viewers_learn_that_the_run_ended() {
+        let f = Arc::new(LiveFeed::default());
+        let waiter = tokio::spawn({
+            let f = f.clone();
+            async move { f.ended().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        f.end();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("ended() resolves after end()")
+            .unwrap();
+        // Late callers see it at once.
+        tokio::time::timeout(std::time::Duration::from_secs(1), f.ended())
+            .await
+            .unwrap();
     }
 }

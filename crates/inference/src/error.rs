@@ -72,6 +72,10 @@ pub enum InferError {
     #[error("no inference result within {0:?}")]
     Timeout(Duration),
 
+    /// The caller cancelled the work (its time ran out); what was running was terminated.
+    #[error("inference cancelled")]
+    Cancelled,
+
     /// The accelerator ran out of memory; the session is still usable.
     #[error("accelerator out of memory: {0}")]
     OutOfMemory(String),
@@ -147,7 +151,7 @@ impl Classify for InferError {
             InferError::TooManyPixels { .. } | InferError::OutOfMemory(_) => {
                 ErrorKind::ResourceExhausted
             }
-            InferError::Timeout(_) => ErrorKind::Timeout,
+            InferError::Timeout(_) | InferError::Cancelled => ErrorKind::Timeout,
             InferError::ModelNotFound(_) => ErrorKind::NotFound,
             InferError::ModelConflict { .. } => ErrorKind::Conflict,
             InferError::Runtime(_) | InferError::Io { .. } | InferError::Bench(_) => {

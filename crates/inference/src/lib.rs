@@ -27,6 +27,7 @@ mod registry;
 mod runtime;
 mod session;
 mod stats;
+pub mod upscale;
 
 pub use client::{DEFAULT_INFER_TIMEOUT, InferClient, Pending};
 pub use decode::{DecodeParams, Decoder, DetectDecoder, OutputInfo, TensorView};
@@ -42,3 +43,4 @@ pub use runtime::{
 };
 pub use session::{ModelInfo, RawTensor};
 pub use stats::{LatencyHistogram, ModelStats};
+pub use upscale::{BuiltinUpscaler, Cancel, RgbPicture, TileOptions, Upscaler, builtin_upscalers};

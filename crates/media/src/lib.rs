@@ -24,6 +24,10 @@
 //!
 //! Build options with [`SourceOptions::new`] / [`OutputOptions::new`] and then set fields,
 //! so that new fields do not break callers.
+//! - Recording: [`OutputOptions::record`] adds continuous MP4 segments of the encoded
+//!   stream (`splitmuxsink`, its own pipeline: a full disk never stops the encoder), each
+//!   reported as a [`SegmentEvent`]; [`export_clip`] cuts a time range out of segments on
+//!   keyframes without re-encoding.
 //! - [`draw`] — a frame timestamp stamp and "signal lost" slates (dimmed last frame).
 //! - [`testing`] — a looping test RTSP server that can be stopped and restarted on the same
 //!   port, for tests that need a camera to disappear.
@@ -35,17 +39,23 @@
 //! has its encoder streaming threads plus one bus thread; an `RtspServer` has one main-loop
 //! thread. All of them stop when their owner is closed or dropped.
 
+mod clip;
 pub mod draw;
 mod error;
 mod output;
 mod queue;
+mod record;
 mod rtsp;
 mod source;
 pub mod testing;
 mod uri;
 
+pub use clip::export_clip;
 pub use error::{MediaError, MediaErrorKind};
-pub use output::{EncoderChoice, LatencySummary, Output, OutputOptions, OutputStats};
+pub use output::{
+    AuCallback, EncodedAu, EncoderChoice, LatencySummary, Output, OutputOptions, OutputStats,
+};
+pub use record::{RecordOptions, SegmentCallback, SegmentEvent, SegmentLocation};
 pub use rtsp::{Mount, RtspServer};
 pub use source::{
     Pacing, RtspTransport, Source, SourceEvent, SourceOptions, SourceStats, StreamInfo,

@@ -259,7 +259,16 @@ fn a_silent_camera_is_reported_lost_after_the_stall_timeout() {
     let mut opts = SourceOptions::new(format!("rtsp://127.0.0.1:{}/cam", relay.port));
     opts.connect_timeout = Duration::from_secs(10);
     opts.stall_timeout = Duration::from_millis(1500);
-    let source = Source::open(opts).expect("open through the relay");
+    // What is tested is the stall after frames flowed. Opening through the relay has timed
+    // out once on a loaded CI machine (no frame within 10 s); one more try is allowed.
+    let source = match Source::open(opts.clone()) {
+        Ok(s) => s,
+        Err(e) if e.kind == sightline_media::MediaErrorKind::Timeout => {
+            tracing::warn!(error = %e, "first open through the relay timed out; retrying");
+            Source::open(opts).expect("open through the relay")
+        }
+        Err(e) => panic!("open through the relay: {e:?}"),
+    };
     let mut frames = 0;
     while frames < 10 {
         if let SourceEvent::Frame(_) = source.next(Duration::from_secs(2)) {

@@ -197,3 +197,128 @@ fn output_rejects_bad_options_and_frames() {
     output.finish().expect("finish");
     let _ = SourceEvent::Idle;
 }
+
+fn ffprobe_duration(path: &std::path::Path) -> (f64, i64) {
+    let out = run_with_limit(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "format=duration:stream=nb_read_frames",
+                "-of",
+                "default=noprint_wrappers=1",
+            ])
+            .arg(path),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{path:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("{k} missing in {text}"))
+    };
+    (
+        get("duration=").parse().unwrap(),
+        get("nb_read_frames=").parse().unwrap(),
+    )
+}
+
+#[test]
+fn recording_cuts_playable_segments_and_clips_across_them() {
+    use sightline_media::{RecordOptions, SegmentEvent, export_clip};
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let events = Arc::new(parking_lot::Mutex::new(Vec::<SegmentEvent>::new()));
+    let n = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let root = dir.path().to_path_buf();
+    let location = {
+        let n = n.clone();
+        Arc::new(move || root.join(format!("seg-{}.mp4", n.fetch_add(1, Ordering::SeqCst))))
+    };
+    let sink = events.clone();
+    let mut opts = SourceOptions::new(vtest().to_string_lossy().into_owned());
+    opts.pacing = Pacing::Fast;
+    let source = Source::open(opts).expect("open");
+    let mut out = OutputOptions::new(768, 576, 10.0);
+    out.encoder = EncoderChoice::X264;
+    out.keyframe_interval = Duration::from_secs(1);
+    out.record = Some(RecordOptions::new(
+        Duration::from_secs(2),
+        location,
+        Arc::new(move |e| sink.lock().push(e)),
+    ));
+    let output = Output::start(out).expect("output");
+    // 75 frames at 10 fps: 7.5 s of video → segments of ~2 s.
+    let (pushed, end) = pump(&source, &output, |n| n >= 75);
+    assert!(end.is_none(), "{end:?}");
+    assert_eq!(pushed, 75);
+    output.finish().expect("finish");
+
+    let ev = events.lock().clone();
+    let opened: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SegmentEvent::Opened { path, pts, .. } => Some((path.clone(), *pts)),
+            _ => None,
+        })
+        .collect();
+    let closed: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SegmentEvent::Closed { path, pts, .. } => Some((path.clone(), *pts)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !ev.iter().any(|e| matches!(e, SegmentEvent::Failed { .. })),
+        "{ev:?}"
+    );
+    assert!(opened.len() >= 3, "segments: {ev:?}");
+    assert_eq!(
+        opened.len(),
+        closed.len(),
+        "every segment finalised: {ev:?}"
+    );
+    let mut total_frames = 0;
+    for ((p, start), (q, end)) in opened.iter().zip(&closed) {
+        assert_eq!(p, q);
+        let (dur, frames) = ffprobe_duration(p);
+        total_frames += frames;
+        let span = (*end - *start).as_secs_f64();
+        assert!(
+            (dur - span).abs() < 0.25,
+            "{p:?}: file {dur} s, reported {span} s"
+        );
+    }
+    assert!(
+        (total_frames - 75).abs() <= 1,
+        "{total_frames} frames recorded"
+    );
+
+    // A clip from 1.5 s to 5.5 s, across segments: 4 s, starting up to 1 keyframe earlier.
+    let files: Vec<_> = opened.iter().map(|(p, _)| p.clone()).collect();
+    let clip = dir.path().join("clip.mp4");
+    export_clip(
+        &files,
+        Duration::from_millis(1500),
+        Duration::from_millis(5500),
+        &clip,
+        Duration::from_secs(30),
+    )
+    .expect("clip");
+    let (dur, frames) = ffprobe_duration(&clip);
+    assert!(
+        (4.0..=5.1).contains(&dur),
+        "clip of {dur} s ({frames} frames), asked 4 s ± 1 keyframe interval"
+    );
+}

@@ -35,6 +35,7 @@ fn make_events(run: &RunId, n: usize) -> Vec<Event> {
                 run_id: run.clone(),
                 wall_ms: chrono::Utc::now().timestamp_millis(),
                 body: b,
+                media: None,
             }
         })
         .collect()

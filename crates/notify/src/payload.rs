@@ -60,6 +60,10 @@ pub struct Notification {
     pub level: Option<Level>,
     /// Dwell rules: seconds in the zone.
     pub dwell_s: Option<f64>,
+    /// URL of the object's JPEG crop in the media store (fetch it from the API).
+    pub crop_url: Option<String>,
+    /// URL of the full-frame JPEG snapshot.
+    pub snapshot_url: Option<String>,
 }
 
 impl Notification {
@@ -92,6 +96,16 @@ impl Notification {
             count: b.count,
             level: b.level,
             dwell_s: b.dwell_s.filter(|d| d.is_finite()),
+            crop_url: ev
+                .media
+                .as_ref()
+                .and_then(|m| m.crop.as_ref())
+                .map(|r| r.url.clone()),
+            snapshot_url: ev
+                .media
+                .as_ref()
+                .and_then(|m| m.snapshot.as_ref())
+                .map(|r| r.url.clone()),
         }
     }
 
@@ -126,6 +140,15 @@ mod tests {
             run_id: RunId::parse("cam1").unwrap(),
             wall_ms: 1_735_689_600_123,
             body,
+            media: Some(sightline_core::EventMedia {
+                crop: Some(sightline_core::MediaRef {
+                    url: "http://h/v1/events/x/crop.jpg".into(),
+                    key: "events/cam1/x-crop.jpg".into(),
+                    width: 64,
+                    height: 96,
+                }),
+                snapshot: None,
+            }),
         };
         let v: serde_json::Value =
             serde_json::from_slice(&Notification::from_event(&ev).to_json()).unwrap();
@@ -141,6 +164,8 @@ mod tests {
             v["zone"].is_null() && v["count"].is_null(),
             "present as null"
         );
-        assert_eq!(v.as_object().unwrap().len(), 18);
+        assert_eq!(v["crop_url"], "http://h/v1/events/x/crop.jpg");
+        assert!(v["snapshot_url"].is_null(), "no snapshot: null");
+        assert_eq!(v.as_object().unwrap().len(), 20);
     }
 }

@@ -134,6 +134,7 @@ mod tests {
             run_id: RunId::parse("cam-1").unwrap(),
             wall_ms: 0,
             body,
+            media: None,
         }
     }
 

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock_code;
 mod color;
 mod error;
 mod painter;

@@ -47,6 +47,10 @@ pub struct DrawStyle {
     /// Colour overrides by class name, as `#rrggbb` or `#rgb` (`person = "#ff0000"`).
     /// Classes not listed take a fixed palette colour chosen by class id.
     pub class_colors: BTreeMap<String, String>,
+    /// Stamp the wall-clock time of drawing as a row of black/white squares at the bottom
+    /// left (48 bits of Unix milliseconds, see [`crate::clock_code`]), so that a viewer can
+    /// measure glass-to-glass latency by reading it back from the displayed picture.
+    pub clock_code: bool,
 }
 
 impl Default for DrawStyle {
@@ -63,6 +67,7 @@ impl Default for DrawStyle {
             show_timestamp: true,
             zone_fill_opacity: DEFAULT_ZONE_FILL_OPACITY,
             class_colors: BTreeMap::new(),
+            clock_code: false,
         }
     }
 }

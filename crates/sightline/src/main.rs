@@ -3,6 +3,7 @@
 
 mod cmd;
 mod logging;
+mod media;
 mod metrics;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Detect objects in images.
     Infer(cmd::infer::InferArgs),
+    /// Upscale a picture with a shipped super-resolution model.
+    Upscale(cmd::upscale::UpscaleArgs),
     /// Manage the model registry.
     #[command(subcommand)]
     Models(cmd::models::ModelsCmd),
@@ -54,6 +57,9 @@ enum Command {
     Configs(cmd::runs::ConfigsCmd),
     /// Stored events as JSON lines.
     Events(cmd::events::EventsArgs),
+    /// Recording segments of a run, and clips cut from them.
+    #[command(subcommand)]
+    Recordings(cmd::recordings::RecordingsCmd),
     /// Print the JSON Schema of the pipeline config.
     Schema,
     /// How many streams this machine carries: limits, one stream, a ramp of N streams.
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::main(&server, a),
         Command::Demo(a) => cmd::demo::main(&server, a),
         Command::Infer(a) => cmd::infer::main(&server, a),
+        Command::Upscale(a) => cmd::upscale::main(&server, a),
         Command::Models(c) => cmd::models::main(&server, c),
         Command::Token(c) => cmd::tokens::main(&server, c),
         Command::Bench(a) => cmd::bench::main(&server, a),
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
         Command::Runs(c) => cmd::runs::main(&server, c),
         Command::Configs(c) => cmd::runs::configs_main(&server, c),
         Command::Events(a) => cmd::events::main(&server, a),
+        Command::Recordings(c) => cmd::recordings::main(&server, c),
         Command::Schema => cmd::print_json(&sightline_config::PipelineConfig::json_schema()),
     };
     match result {

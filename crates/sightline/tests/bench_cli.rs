@@ -1,6 +1,11 @@
+//! The offline CLI tools.
+//!
 //! `sightline bench --max-streams 2 --seconds 10` completes and emits a valid report (JSON on
 //! stdout, a PNG plot). A short run on whatever machine runs the tests: no timing assertions,
 //! only that every figure was measured and is consistent.
+//!
+//! `sightline upscale` writes a PNG of the scaled size that is closer to the original than the
+//! low-resolution input was, and refuses an unknown model by name.
 
 use serde_json::Value;
 use std::path::Path;
@@ -62,4 +67,69 @@ fn bench_reports_json_and_a_plot() {
     assert!(r["python"].is_null(), "no baseline asked for");
     let png = std::fs::read(&plot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn upscale_writes_a_sharper_png() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixtures = repo.join("crates/inference/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let out_png = dir.path().join("x4.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .current_dir(&repo)
+        .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
+        .env("SIGHTLINE_LOG__LEVEL", "warn")
+        .env_remove("RUST_LOG")
+        .args(["upscale", "--scale", "4", "--tile", "64", "-o"])
+        .arg(&out_png)
+        .arg(fixtures.join("plate_lr_x4.png"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "upscale failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("160x50 → 640x200 with rdn-medium-x4"));
+    let up = image::open(&out_png).unwrap().to_rgb8();
+    let hr = image::open(fixtures.join("plate_hr_x4.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(up.dimensions(), hr.dimensions());
+    let lr = image::open(fixtures.join("plate_lr_x4.png"))
+        .unwrap()
+        .to_rgb8();
+    let nearest = image::imageops::resize(&lr, 640, 200, image::imageops::FilterType::Nearest);
+    // PSNR (RGB) against the original.
+    let psnr = |a: &image::RgbImage| {
+        let mse = a
+            .as_raw()
+            .iter()
+            .zip(hr.as_raw())
+            .map(|(p, q)| (*p as f64 - *q as f64).powi(2))
+            .sum::<f64>()
+            / a.as_raw().len() as f64;
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    };
+    assert!(
+        psnr(&up) > psnr(&nearest) + 1.0,
+        "model {:.2} dB vs nearest {:.2} dB",
+        psnr(&up),
+        psnr(&nearest)
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .current_dir(&repo)
+        .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
+        .args(["upscale", "--model", "nope", "-o"])
+        .arg(dir.path().join("n.png"))
+        .arg(fixtures.join("plate_lr_x4.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no image-to-image model `nope`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -94,6 +94,9 @@ const ON_FIRST_OCCURRENCE: &[&str] = &[
     "sightline_gpu_memory_used_bytes",
     "sightline_gpu_memory_total_bytes",
     "sightline_gpu_utilization_ratio",
+    "sightline_media_pictures_total",
+    "sightline_media_dropped_total",
+    "sightline_janitor_deleted_total",
 ];
 
 /// Whether the source of the crates records `name` (as a string literal).

@@ -35,6 +35,7 @@ fn events(run: &RunId, n: usize) -> Vec<Event> {
                 run_id: run.clone(),
                 wall_ms: 1_735_689_600_000 + i as i64 * 40,
                 body,
+                media: None,
             }
         })
         .collect()

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sightline_core::event::Level;
-use sightline_core::{BBox, Direction, Event, EventId, EventKind, Pts, RuleEvent, RunId, TrackId};
+use sightline_core::{
+    BBox, Direction, Event, EventId, EventKind, EventMedia, Pts, RuleEvent, RunId, TrackId,
+};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -52,6 +54,8 @@ struct Extra {
     level: Option<Level>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dwell_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media: Option<EventMedia>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -123,6 +127,7 @@ impl EventRow {
                 level: extra.level,
                 dwell_s: extra.dwell_s,
             },
+            media: extra.media.filter(|m| !m.is_empty()),
         })
     }
 }
@@ -155,6 +160,7 @@ fn flatten(ev: &Event) -> Result<EventCols<'_>> {
         count: e.count,
         level: e.level,
         dwell_s: e.dwell_s.filter(|d| d.is_finite()),
+        media: ev.media.clone().filter(|m| !m.is_empty()),
     })
     .map_err(|err| StoreError::invalid("event", err.to_string()))?;
     Ok(EventCols {
@@ -336,20 +342,28 @@ impl Store {
         ))
     }
 
+    /// One event by id.
+    pub async fn get_event(&self, id: EventId) -> Result<Event> {
+        let row: Option<EventRow> = on_pool!(self, p => sqlx::query_as(
+            "SELECT id, run_id, type, rule, class, track_id, zone, line, direction, pts_ns, \
+             wall_ms, confidence, bbox, payload FROM events WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(p)
+            .await?);
+        match row {
+            Some(r) => Ok(r.decode()?),
+            None => Err(StoreError::not_found("event", id.to_string())),
+        }
+    }
+
     /// Deletes events (and their outbox rows) older than `before`, in chunks. Returns how
     /// many events were deleted.
     pub async fn delete_events_older_than(&self, before: DateTime<Utc>) -> Result<u64> {
-        let cutoff = to_ms(before);
         let mut total = 0;
         loop {
-            let n = on_pool!(self, p => sqlx::query(
-                "DELETE FROM events WHERE id IN \
-                 (SELECT id FROM events WHERE wall_ms < $1 LIMIT $2)")
-                .bind(cutoff)
-                .bind(RETENTION_CHUNK)
-                .execute(p)
-                .await?
-                .rows_affected());
+            let n = self
+                .delete_events_batch(to_ms(before), &crate::media::RunScope::All, RETENTION_CHUNK)
+                .await?;
             total += n;
             if n < RETENTION_CHUNK as u64 {
                 break;
@@ -359,5 +373,23 @@ impl Store {
             tracing::info!(deleted = total, "old events deleted");
         }
         Ok(total)
+    }
+
+    /// Deletes at most `limit` events older than `before_ms` of the runs in `scope` (one
+    /// retention batch). Returns how many were deleted.
+    pub async fn delete_events_batch(
+        &self,
+        before_ms: i64,
+        scope: &crate::media::RunScope,
+        limit: i64,
+    ) -> Result<u64> {
+        Ok(on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE wall_ms < ");
+            qb.push_bind(before_ms);
+            crate::media::push_scope(&mut qb, scope);
+            qb.push(" LIMIT ").push_bind(limit).push(")");
+            qb.build().execute(p).await?.rows_affected()
+        }))
     }
 }

@@ -22,12 +22,15 @@ pub mod error;
 pub mod events;
 pub mod lease;
 pub mod listen;
+pub mod media;
 pub mod models;
 pub mod outbox;
 pub mod page;
 pub mod runs;
 pub mod source;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod workers;
 
@@ -36,6 +39,10 @@ pub use error::{CorruptRow, Result, StoreError};
 pub use events::EventQuery;
 pub use lease::Reason;
 pub use listen::{EventListener, EventNotice, RunListener, RunNotice};
+pub use media::{
+    MediaClass, MediaItem, MediaUsage, NewMediaObject, NewRecording, Recording, RecordingQuery,
+    RunScope,
+};
 pub use models::{ModelRecord, NewModel};
 pub use outbox::{OutboxDepth, OutboxRow, OutboxState};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, SortOrder};
@@ -43,4 +50,4 @@ pub use runs::{DesiredState, NewRun, RunError, RunFilter, RunRecord, Transition,
 pub use source::SourceUri;
 pub use store::{Backend, Store, StoreOptions, redact_url};
 pub use tokens::{TokenRecord, TokenRole};
-pub use workers::{WorkerInfo, WorkerRecord};
+pub use workers::{LeaseView, SystemOverview, WorkerInfo, WorkerRecord};

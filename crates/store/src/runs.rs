@@ -46,6 +46,8 @@ pub mod reasons {
     pub const STOP_REQUESTED: &str = "stop_requested";
     /// The row could not be decoded after it was claimed; it is failed rather than retried.
     pub const CORRUPT_ROW: &str = "corrupt_row";
+    /// An operator started a finished run again.
+    pub const RESTART_REQUESTED: &str = "restart_requested";
 }
 
 /// What the user wants of a run; the engine moves `state` towards it.
@@ -449,6 +451,57 @@ impl Store {
         }
         tx.commit().await?;
         tracing::info!(run_id = %id, from = %state, "stop requested");
+        self.get_run(id).await
+    }
+
+    /// Starts a finished run (`stopped`, `completed` or `failed`) again: back to `pending`
+    /// with its history kept, its error cleared and a `restart_requested` transition, so a
+    /// worker claims it like a new one. An operator's action, outside the engine's lifecycle
+    /// (where terminal states are final). Refused with [`StoreError::Conflict`] while active.
+    pub async fn restart_run(&self, id: &RunId) -> Result<RunRecord> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let sql = match tx.dialect() {
+            crate::Backend::Sqlite => "SELECT state FROM runs WHERE id = $1",
+            crate::Backend::Postgres => "SELECT state FROM runs WHERE id = $1 FOR UPDATE",
+        };
+        let state: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(sql)
+            .bind(id.as_str())
+            .fetch_optional(&mut *c)
+            .await?);
+        let Some(state) = state else {
+            return Err(StoreError::not_found("run", id.as_str()));
+        };
+        let state = parse_state(&state, id.as_str())?;
+        if !state.is_terminal() {
+            return Err(StoreError::conflict(
+                "run",
+                id.as_str(),
+                format!("is {state}; only a stopped, completed or failed run can be started again"),
+            ));
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE runs SET state = 'pending', desired_state = 'run', owner = NULL, \
+             lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL, \
+             ended_at = NULL, updated_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        insert_transition(
+            &mut tx,
+            id.as_str(),
+            Some(state),
+            RunState::Pending,
+            reasons::RESTART_REQUESTED,
+            None,
+            None,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(run_id = %id, from = %state, "run started again");
         self.get_run(id).await
     }
 

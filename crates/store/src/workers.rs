@@ -118,3 +118,72 @@ impl Store {
         Ok(n)
     }
 }
+
+/// A run currently held by a worker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaseView {
+    pub run_id: String,
+    pub owner: String,
+    pub state: String,
+    /// Milliseconds since the epoch.
+    pub lease_expires_at: Option<i64>,
+}
+
+/// What the dashboard's system page shows of the database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SystemOverview {
+    pub workers: Vec<WorkerRecord>,
+    pub leases: Vec<LeaseView>,
+    /// Number of runs in each state.
+    pub runs_by_state: std::collections::BTreeMap<String, u64>,
+    /// Backlog of every notification sink that has rows.
+    pub outbox: std::collections::BTreeMap<String, crate::OutboxDepth>,
+}
+
+impl Store {
+    /// Workers, leases, runs by state and outbox depth per sink, in a few queries.
+    pub async fn system_overview(&self) -> Result<SystemOverview> {
+        let workers = self.list_workers().await?;
+        let leases: Vec<(String, String, String, Option<i64>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT id, owner, state, lease_expires_at FROM runs WHERE owner IS NOT NULL \
+             ORDER BY owner, id LIMIT 1000")
+            .fetch_all(p)
+            .await?);
+        let by_state: Vec<(String, i64)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT state, COUNT(*) FROM runs GROUP BY state")
+            .fetch_all(p)
+            .await?);
+        let outbox: Vec<(String, String, i64)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT sink, state, COUNT(*) FROM outbox WHERE state IN ('pending', 'dead') \
+             GROUP BY sink, state")
+            .fetch_all(p)
+            .await?);
+        let mut ob: std::collections::BTreeMap<String, crate::OutboxDepth> = Default::default();
+        for (sink, state, n) in outbox {
+            let d = ob.entry(sink).or_default();
+            let n = u64::try_from(n).unwrap_or(0);
+            if state == "pending" {
+                d.pending = n;
+            } else {
+                d.dead = n;
+            }
+        }
+        Ok(SystemOverview {
+            workers,
+            leases: leases
+                .into_iter()
+                .map(|(run_id, owner, state, lease_expires_at)| LeaseView {
+                    run_id,
+                    owner,
+                    state,
+                    lease_expires_at,
+                })
+                .collect(),
+            runs_by_state: by_state
+                .into_iter()
+                .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+                .collect(),
+            outbox: ob,
+        })
+    }
+}

@@ -12,6 +12,7 @@
 //! client per model held in the state.
 
 pub mod guards;
+pub mod upscale;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -22,6 +23,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,9 @@ pub struct InferJson {
     pub annotate: Option<bool>,
     /// Minimum score (default: the model's).
     pub score_threshold: Option<f32>,
+    /// Image-to-image: the scale (picks that scale's default model); answered with an
+    /// `UpscaleResponse`.
+    pub scale_factor: Option<u32>,
 }
 
 /// Options also accepted in the query string (any body form).
@@ -52,6 +57,7 @@ pub struct InferQuery {
     pub model: Option<String>,
     pub annotate: Option<bool>,
     pub score_threshold: Option<f32>,
+    pub scale_factor: Option<u32>,
 }
 
 /// One detection in image pixels.
@@ -92,15 +98,24 @@ pub(crate) struct Parsed {
     pub(crate) model: Option<String>,
     pub(crate) annotate: bool,
     pub(crate) score_threshold: Option<f32>,
+    pub(crate) scale_factor: Option<u32>,
 }
 
-/// Detect objects in one image.
+/// Detect objects in one image, or upscale it with an image-to-image model.
+///
+/// A request with `scale_factor` (or naming an image-to-image model such as `rdn-medium-x2`)
+/// is answered with the upscaled picture: an `UpscaleResponse` (base64 PNG) for a JSON
+/// request, `image/png` for a multipart or raw body. The result's pixel count is checked
+/// against `max_output_pixels` before any work (413 `too_many_output_pixels`), and an upscale
+/// still running when `slot_timeout_ms` runs out is cancelled (504 `inference_timeout`).
 #[utoipa::path(post, path = "/v1/infer", tag = "infer",
     params(InferQuery),
-    request_body(content = InferJson, description = "JSON with a base64 image, a multipart form (`image` file, optional `model`, `annotate`, `score_threshold` fields), or raw `image/png` / `image/jpeg` bytes"),
+    request_body(content = InferJson, description = "JSON with a base64 image, a multipart form (`image` file, optional `model`, `annotate`, `score_threshold`, `scale_factor` fields), or raw `image/png` / `image/jpeg` bytes"),
     responses(
-        (status = 200, body = InferResponse),
-        (status = 413, description = "body or image too large", body = crate::error::ErrorBody),
+        (status = 200, description = "detections (`InferResponse`); for image-to-image models an `UpscaleResponse` (schema in the components) to a JSON request, the PNG itself to a multipart or raw body", content(
+            (InferResponse = "application/json"),
+            (Vec<u8> = "image/png"))),
+        (status = 413, description = "body, image or result too large", body = crate::error::ErrorBody),
         (status = 422, description = "undecodable image or bad request", body = crate::error::ErrorBody),
         (status = 429, description = "per-client rate limit", body = crate::error::ErrorBody),
         (status = 503, description = "queue full or accelerator out of memory (Retry-After)", body = crate::error::ErrorBody),
@@ -110,7 +125,7 @@ pub(crate) async fn infer(
     State(state): State<ApiState>,
     axum::Extension(caller): axum::Extension<Caller>,
     req: Request,
-) -> ApiResult<Json<InferResponse>> {
+) -> ApiResult<Response> {
     let t0 = Instant::now();
     let inner = &state.inner;
     let g = &inner.opts.infer;
@@ -147,8 +162,17 @@ pub(crate) async fn infer(
         None => InferQuery::default(),
     };
     let bytes = read_capped(&parts.headers, body, g.max_body_bytes).await?;
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"));
     let mut p = parse_body(parts, bytes).await?;
     p.model = p.model.or(query.model);
+    p.scale_factor = p.scale_factor.or(query.scale_factor);
+    if upscale::wanted(&p) {
+        return upscale::serve(&state, p, json, t0).await;
+    }
     p.annotate |= query.annotate.unwrap_or(false);
     p.score_threshold = p.score_threshold.or(query.score_threshold);
     if let Some(t) = p.score_threshold
@@ -244,7 +268,8 @@ pub(crate) async fn infer(
         detections,
         latency_ms,
         image_jpeg_base64,
-    }))
+    })
+    .into_response())
 }
 
 fn serde_urlencoded_query(q: &str) -> ApiResult<InferQuery> {
@@ -333,6 +358,7 @@ pub(crate) async fn parse_body(
             model: None,
             annotate: false,
             score_threshold: None,
+            scale_factor: None,
         })
     } else {
         Err(ApiError::new(
@@ -375,6 +401,7 @@ fn parse_json(bytes: &[u8]) -> ApiResult<Parsed> {
         model: j.model,
         annotate: j.annotate.unwrap_or(false),
         score_threshold: j.score_threshold,
+        scale_factor: j.scale_factor,
     })
 }
 
@@ -388,6 +415,7 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
         model: None,
         annotate: false,
         score_threshold: None,
+        scale_factor: None,
     };
     let mut have_image = false;
     while let Some(field) = mp.next_field().await.map_err(|e| bad(e.body_text()))? {
@@ -406,6 +434,13 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
                     text()
                         .parse()
                         .map_err(|_| bad("score_threshold must be a number".into()))?,
+                )
+            }
+            "scale_factor" => {
+                out.scale_factor = Some(
+                    text()
+                        .parse()
+                        .map_err(|_| bad("scale_factor must be a whole number".into()))?,
                 )
             }
             other => return Err(bad(format!("unknown form field {other:?}"))),

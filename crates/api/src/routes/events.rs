@@ -39,6 +39,8 @@ pub struct EventListQuery {
     pub cursor: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<u32>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    pub order: Option<String>,
 }
 
 /// A page of events.
@@ -95,6 +97,14 @@ pub(crate) async fn list_events(
             parsed
         }
     };
+    let order = match q.order.as_deref() {
+        None | Some("asc") => sightline_store::SortOrder::Asc,
+        Some("desc") => sightline_store::SortOrder::Desc,
+        Some(o) => {
+            errs.push("order", format!("{o:?} is not asc or desc"));
+            sightline_store::SortOrder::Asc
+        }
+    };
     let query = EventQuery {
         run: run_id(q.run.as_deref(), &mut errs),
         kind,
@@ -105,7 +115,7 @@ pub(crate) async fn list_events(
         until: time("until", q.until.as_deref(), &mut errs),
         cursor: q.cursor,
         limit: q.limit.unwrap_or(0),
-        ..EventQuery::default()
+        order,
     };
     if !errs.is_empty() {
         return Err(ApiError::fields("invalid_query", &errs));

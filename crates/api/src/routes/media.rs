@@ -41,8 +41,16 @@ async fn live_view(state: &ApiState, id: &str) -> ApiResult<RunView> {
     ))
 }
 
-/// The latest annotated frame.
-#[utoipa::path(get, path = "/v1/runs/{id}/snapshot.jpg", tag = "runs", params(("id" = String, Path)),
+/// `GET /v1/runs/{id}/snapshot.jpg` options.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct SnapshotQuery {
+    /// The camera picture without the overlay (refreshed about once a second), e.g. to
+    /// draw zones on.
+    pub raw: Option<bool>,
+}
+
+/// The latest annotated frame (or, with `raw=true`, the latest camera picture).
+#[utoipa::path(get, path = "/v1/runs/{id}/snapshot.jpg", tag = "runs", params(("id" = String, Path), SnapshotQuery),
     responses((status = 200, content_type = "image/jpeg", body = Vec<u8>),
     (status = 404, body = crate::error::ErrorBody),
     (status = 409, description = "run not executing on this worker", body = crate::error::ErrorBody),
@@ -50,9 +58,15 @@ async fn live_view(state: &ApiState, id: &str) -> ApiResult<RunView> {
 pub(crate) async fn snapshot(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    crate::extract::QueryParams(q): crate::extract::QueryParams<SnapshotQuery>,
 ) -> ApiResult<Response> {
     let view = live_view(&state, &id).await?;
-    let frame = match view.taps.latest(Duration::from_secs(1)) {
+    let raw = if q.raw.unwrap_or(false) {
+        view.taps.raw()
+    } else {
+        None
+    };
+    let frame = match raw.or_else(|| view.taps.latest(Duration::from_secs(1))) {
         Some(f) => f,
         None => {
             let mut rx = view.taps.subscribe();

@@ -6,4 +6,6 @@ pub mod events;
 pub mod media;
 pub mod models;
 pub mod probes;
+pub mod recordings;
 pub mod runs;
+pub mod system;

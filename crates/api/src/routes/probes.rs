@@ -32,6 +32,11 @@ pub struct Check {
 pub struct Readiness {
     pub ready: bool,
     pub checks: Vec<Check>,
+    /// The media store: `survival` is true while disk survival mode deletes the oldest
+    /// media ahead of retention (the worker stays ready; recording goes on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub media: Option<sightline_storage::MediaHealth>,
 }
 
 /// Build information.
@@ -93,8 +98,27 @@ pub(crate) async fn ready(State(state): State<ApiState>) -> ApiResult<Json<Readi
     for (name, f) in &inner.opts.readiness {
         checks.push(check(name, f()));
     }
+    let media = inner.opts.media.as_ref().map(|m| m.status.health());
+    if let Some(h) = &media {
+        checks.push(Check {
+            name: "media".into(),
+            ok: true,
+            message: h.survival.then(|| {
+                format!(
+                    "disk survival mode: the oldest media is being deleted ahead of retention{}",
+                    h.used_pct
+                        .map(|p| format!(" (volume {p:.1} % used)"))
+                        .unwrap_or_default()
+                )
+            }),
+        });
+    }
     let ready = checks.iter().all(|c| c.ok);
-    let body = Readiness { ready, checks };
+    let body = Readiness {
+        ready,
+        checks,
+        media,
+    };
     if ready {
         Ok(Json(body))
     } else {

@@ -167,10 +167,17 @@ pub(crate) fn parse_run_id(s: &str) -> ApiResult<RunId> {
 }
 
 /// Create a run.
+///
+/// The source is confined: a file must lie under one of the server's `[api].file_roots`
+/// (after `..`, percent-escapes and symbolic links are resolved), and a network source must
+/// name a host that `[api.source_hosts]` allows (link-local and cloud-metadata addresses and
+/// the server's own database, broker and API ports are always refused). A refused source is
+/// `422 source_not_allowed`, with the same message whether or not the file or host exists.
+/// Runs created here stay confined: the engine checks again before every connection.
 #[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = CreateRun, responses(
     (status = 201, body = RunDto),
     (status = 409, description = "id taken", body = crate::error::ErrorBody),
-    (status = 422, description = "invalid field (with paths)", body = crate::error::ErrorBody)))]
+    (status = 422, description = "invalid field (with paths), or `source_not_allowed`: the source is outside the file roots or the allowed hosts", body = crate::error::ErrorBody)))]
 pub(crate) async fn create_run(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody<CreateRun>,
@@ -183,16 +190,31 @@ pub(crate) async fn create_run(
             None
         }
     };
-    let source = match SourceUri::new(body.source.clone()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            errs.push("source", e.to_string());
+    // Files only inside the file roots, addresses only where the policy allows; refused
+    // before anything is stored or opened.
+    let mut source_refused = None;
+    let source = match crate::sources::admit(&state, &body.source).await? {
+        Ok(admitted) => match SourceUri::new(admitted) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errs.push("source", e.to_string());
+                None
+            }
+        },
+        Err(public) => {
+            errs.push("source", public.clone());
+            source_refused = Some(public);
             None
         }
     };
-    let output = body.output.clone().unwrap_or_else(|| serde_json::json!({}));
+    let mut output = body.output.clone().unwrap_or_else(|| serde_json::json!({}));
     if let Err(e) = serde_json::from_value::<RunOptions>(output.clone()) {
         errs.push("output", e.to_string());
+    }
+    // A run created through the API stays confined: the engine checks its source against
+    // the policy again right before every connection (whatever the client sent).
+    if let Some(o) = output.as_object_mut() {
+        o.insert("confined".into(), serde_json::Value::Bool(true));
     }
     // The config must exist (at that version) and still be valid.
     let cfg = match state
@@ -223,7 +245,13 @@ pub(crate) async fn create_run(
         (None, None) => Vec::new(),
     };
     let (Some(source), Some(cfg), true) = (source, cfg, errs.is_empty()) else {
-        return Err(ApiError::fields("invalid_run", &errs));
+        // A refused source alone is answered the same way whatever the reason.
+        return Err(match source_refused {
+            Some(public) if errs.len() == 1 => {
+                ApiError::fields("source_not_allowed", &errs).with_message(public)
+            }
+            _ => ApiError::fields("invalid_run", &errs),
+        });
     };
     let rec = state
         .inner
@@ -237,6 +265,7 @@ pub(crate) async fn create_run(
             output,
         })
         .await?;
+    state.inner.engine.nudge();
     Ok((StatusCode::CREATED, Json(run_dto(&state, rec))))
 }
 
@@ -301,6 +330,22 @@ pub(crate) async fn stop_run(
 ) -> ApiResult<(StatusCode, Json<RunDto>)> {
     let id = parse_run_id(&id)?;
     let rec = state.inner.store.request_stop(&id).await?;
+    state.inner.engine.nudge();
+    Ok((StatusCode::ACCEPTED, Json(run_dto(&state, rec))))
+}
+
+/// Start a finished run (stopped, completed or failed) again: it goes back to `pending`
+/// and a worker picks it up, with its history kept.
+#[utoipa::path(post, path = "/v1/runs/{id}/start", tag = "runs", params(("id" = String, Path)),
+    responses((status = 202, body = RunDto), (status = 404, body = crate::error::ErrorBody),
+    (status = 409, description = "run is active", body = crate::error::ErrorBody)))]
+pub(crate) async fn start_run(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<RunDto>)> {
+    let id = parse_run_id(&id)?;
+    let rec = state.inner.store.restart_run(&id).await?;
+    state.inner.engine.nudge();
     Ok((StatusCode::ACCEPTED, Json(run_dto(&state, rec))))
 }
 
@@ -348,5 +393,6 @@ pub(crate) async fn apply_config(
     // Stored versions were validated on the way in; check again in case the models changed.
     crate::routes::configs::validate_body(&state, &cfg.body).await?;
     let rec = store.set_run_config_version(&id, cfg.version).await?;
+    state.inner.engine.nudge();
     Ok(Json(run_dto(&state, rec)))
 }

@@ -44,7 +44,6 @@ pub enum EncoderChoice {
 }
 
 /// How to encode and where to publish. Build with [`OutputOptions::new`].
-#[derive(Debug)]
 pub struct OutputOptions {
     /// Output size; frames of another size are scaled to it.
     pub width: u32,
@@ -62,6 +61,40 @@ pub struct OutputOptions {
     /// Longest time [`Output::push`] waits for room in the encoder's queue before dropping
     /// the frame (default 500 ms; real-time callers never wait this long).
     pub push_timeout: Duration,
+    /// Continuous recording of the encoded stream in MP4 segments.
+    pub record: Option<crate::record::RecordOptions>,
+    /// Called with every encoded access unit (the live view's feed); see [`AuCallback`].
+    pub on_au: Option<AuCallback>,
+}
+
+/// One encoded H.264 access unit as it leaves the encoder.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedAu<'a> {
+    /// Annex B byte stream (SPS/PPS before every keyframe).
+    pub data: &'a [u8],
+    /// On the output's own timeline (monotonic), nanoseconds.
+    pub pts_ns: u64,
+    pub duration_ns: u64,
+    pub keyframe: bool,
+}
+
+/// Receives every access unit on the encoder's streaming thread: keep it short.
+pub type AuCallback = Arc<dyn Fn(EncodedAu<'_>) + Send + Sync>;
+
+impl std::fmt::Debug for OutputOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputOptions")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("fps", &self.fps)
+            .field("mp4_path", &self.mp4_path)
+            .field("bitrate_kbps", &self.bitrate_kbps)
+            .field("keyframe_interval", &self.keyframe_interval)
+            .field("encoder", &self.encoder)
+            .field("record", &self.record)
+            .field("on_au", &self.on_au.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl OutputOptions {
@@ -77,6 +110,8 @@ impl OutputOptions {
             keyframe_interval: Duration::from_secs(1),
             encoder: EncoderChoice::Auto,
             push_timeout: Duration::from_millis(500),
+            record: None,
+            on_au: None,
         }
     }
 }
@@ -121,6 +156,8 @@ struct Shared {
     eos_cv: Condvar,
     stop: AtomicBool,
     mount: Mutex<Option<Mount>>,
+    recorder: Option<crate::record::Recorder>,
+    on_au: Option<AuCallback>,
 }
 
 /// A running encoder. Dropping it finishes it (bounded wait).
@@ -205,6 +242,10 @@ impl Output {
             Err(e) => return Err(e),
         };
 
+        let recorder = opts
+            .record
+            .clone()
+            .map(|r| crate::record::Recorder::new(&name, r));
         let OutputOptions { mount, fps, .. } = opts;
         if let Some(m) = &mount {
             let weak = encoder.downgrade();
@@ -231,6 +272,8 @@ impl Output {
             eos_cv: Condvar::new(),
             stop: AtomicBool::new(false),
             mount: Mutex::new(mount),
+            recorder,
+            on_au: opts.on_au.clone(),
         });
         let cb = shared.clone();
         au_sink.set_callbacks(
@@ -401,6 +444,9 @@ impl Output {
         if let Some(e) = self.shared.error.lock().clone() {
             result = Err(e);
         }
+        if let Some(r) = &self.shared.recorder {
+            r.finish(Duration::from_secs(5));
+        }
         self.teardown();
         tracing::info!(output = %self.shared.name, frames = self.shared.encoded.load(Ordering::Relaxed),
             "output finished");
@@ -430,6 +476,7 @@ impl Drop for Output {
 impl Shared {
     fn on_encoded(&self, au: &gst::Buffer) {
         let now = Instant::now();
+        let mut out_pts = None;
         if let Some(au_pts) = au.pts().map(gst::ClockTime::nseconds) {
             let mut pending = self.pending.lock();
             // Encoders may shift every timestamp by a constant (x264enc adds 1000 hours so
@@ -439,6 +486,7 @@ impl Shared {
                 .lock()
                 .get_or_insert_with(|| pending.front().map_or(0, |p| au_pts.wrapping_sub(p.pts)));
             let pts = au_pts.wrapping_sub(offset);
+            out_pts = Some(pts);
             while let Some(p) = pending.front() {
                 if p.pts > pts {
                     break;
@@ -457,6 +505,19 @@ impl Shared {
         self.encoded.fetch_add(1, Ordering::Relaxed);
         if let Some(mount) = self.mount.lock().as_ref() {
             mount.feed(au);
+        }
+        if let Some(r) = &self.recorder {
+            r.feed(au);
+        }
+        if let (Some(cb), Some(pts)) = (&self.on_au, out_pts)
+            && let Ok(map) = au.map_readable()
+        {
+            cb(EncodedAu {
+                data: map.as_slice(),
+                pts_ns: pts,
+                duration_ns: au.duration().map_or(0, gst::ClockTime::nseconds),
+                keyframe: !au.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            });
         }
         let _guard = self.progress_lock.lock();
         self.progress.notify_all();

@@ -150,6 +150,7 @@ pub fn events(run: &RunId, n: usize) -> Vec<Event> {
                 run_id: run.clone(),
                 wall_ms: chrono::Utc::now().timestamp_millis(),
                 body: b,
+                media: None,
             }
         })
         .collect()

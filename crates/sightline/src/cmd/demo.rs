@@ -31,6 +31,9 @@ pub struct DemoArgs {
     /// Do not echo events to stdout.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not serve the HTTP API and the dashboard (on `[api].bind`, 127.0.0.1:8080).
+    #[arg(long)]
+    pub no_api: bool,
 }
 
 /// Finds a file shipped with the repository: next to the executable's install prefix,
@@ -76,8 +79,19 @@ pub fn main(server: &ServerConfig, a: DemoArgs) -> anyhow::Result<ExitCode> {
         let version = super::runs::put_config_file(&p.store, "demo", &cfg_path).await?;
         let id = RunId::parse(RUN_ID).map_err(anyhow::Error::msg)?;
         ensure_run(&p.store, &id, &clip, version, &a).await?;
+        let api = if a.no_api {
+            None
+        } else {
+            Some(super::serve::start_api(server, &p, false).await?)
+        };
         let url = p.rtsp.url(&format!("/runs/{RUN_ID}"));
         tracing::info!(%url, "demo: watch with `ffplay -rtsp_transport tcp {url}`");
+        if api.is_some() {
+            tracing::info!(
+                url = %format!("http://{}/#/runs/{RUN_ID}", server.api.bind),
+                "demo: the dashboard (live view, events with pictures, zone editor)"
+            );
+        }
         tracing::info!(
             database = %sightline_store::redact_url(p.store.url()),
             "demo: events are stored; list them with `sightline events --run demo`"
@@ -114,6 +128,15 @@ pub fn main(server: &ServerConfig, a: DemoArgs) -> anyhow::Result<ExitCode> {
             });
         }
         run_engine(p, Some(stop)).await;
+        if let Some((task, state)) = api {
+            state.begin_shutdown();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::debug!("dashboard requests still open after 5 s; closing");
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

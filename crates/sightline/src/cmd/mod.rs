@@ -5,10 +5,12 @@ pub mod demo;
 pub mod events;
 pub mod infer;
 pub mod models;
+pub mod recordings;
 pub mod run;
 pub mod runs;
 pub mod serve;
 pub mod tokens;
+pub mod upscale;
 
 use std::io::Write;
 use std::process::ExitCode;

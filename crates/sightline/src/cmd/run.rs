@@ -133,6 +133,7 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
         config: Arc::new(config.clone()),
         pacing: f.fast.then_some(Pacing::Fast),
         loop_file: f.loop_file,
+        confined: None,
     };
     let ctx = RunContext {
         hook: None,
@@ -144,6 +145,8 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
         data_dir: server.data_dir.clone(),
         status: status.clone(),
         taps: Arc::new(FrameTaps::default()),
+        live: Default::default(),
+        media: Default::default(),
     };
     tracing::info!(run_id = %f.id, source = %mask_uri(&f.source), model = %config.model.name, "starting run");
     if let Some(s) = &rtsp {

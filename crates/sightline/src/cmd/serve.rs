@@ -80,6 +80,10 @@ pub struct Prepared {
     pub options: EngineOptions,
     pub shared: Arc<EngineShared>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where sources given through the API may point.
+    pub source_policy: Arc<sightline_config::SourcePolicy>,
+    /// Event pictures, recordings, retention (stopped after the engine).
+    pub media: crate::media::MediaServices,
 }
 
 pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Prepared> {
@@ -121,9 +125,12 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         };
         (Some(n), routing)
     };
+    let source_policy = Arc::new(source_policy(server));
+    let worker_id = server.worker_id();
+    let (media, run_media) = crate::media::MediaServices::start(server, &store, &worker_id).await?;
     let e = &server.engine;
     let options = EngineOptions {
-        worker_id: server.worker_id(),
+        worker_id,
         host: hostname(),
         max_runs: a.max_runs.unwrap_or(e.max_runs),
         poll_interval: Duration::from_millis(e.poll_interval_ms),
@@ -133,6 +140,8 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         data_dir: server.data_dir.clone(),
         routing,
         frame_hook: None,
+        media: run_media,
+        source_policy: Some(source_policy.clone()),
     };
     Ok(Prepared {
         store,
@@ -142,6 +151,8 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         options,
         shared: EngineShared::new(),
         metrics,
+        source_policy,
+        media,
     })
 }
 
@@ -178,7 +189,7 @@ const API_DRAIN: Duration = Duration::from_secs(30);
 /// request needs one (`sightline token create`); without tokens the API is served open only
 /// on a loopback address, and a non-loopback bind is refused unless `--insecure` (or
 /// `[api].insecure = true`) says otherwise, which is logged as a warning.
-async fn start_api(
+pub(crate) async fn start_api(
     server: &ServerConfig,
     p: &Prepared,
     insecure: bool,
@@ -223,6 +234,23 @@ async fn start_api(
     opts.max_heartbeat_age = Some(Duration::from_secs(server.engine.heartbeat_s * 3 + 5));
     opts.version = env!("CARGO_PKG_VERSION").into();
     opts.metrics = Some(p.metrics.renderer());
+    let data_dir = server.data_dir.clone();
+    opts.system_info = Some(Arc::new(move || {
+        let (cpu_s, rss) = crate::metrics::process_usage();
+        let disk = crate::metrics::disk_usage(&data_dir);
+        serde_json::json!({
+            "cpu_seconds": cpu_s,
+            "rss_bytes": rss,
+            "data_disk_free_bytes": disk.map(|d| d.0),
+            "data_disk_total_bytes": disk.map(|d| d.1),
+            "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }));
+    opts.sources = p.source_policy.clone();
+    opts.media = Some(sightline_api::ApiMedia {
+        store: p.media.store.clone(),
+        status: p.media.status.clone(),
+    });
     if let Some(n) = &p.notifier {
         let h = n.status_handle();
         opts.readiness.push((
@@ -253,7 +281,7 @@ async fn start_api(
         ));
     }
     let state = ApiState::new(p.store.clone(), p.shared.clone(), p.models.clone(), opts);
-    let app = sightline_api::router(state.clone());
+    let app = sightline_api::router_with(state.clone(), sightline_web::routes());
     let listener = tokio::net::TcpListener::bind(&server.api.bind)
         .await
         .with_context(|| format!("HTTP API on {}", server.api.bind))?;
@@ -262,12 +290,17 @@ async fn start_api(
         auth = ?auth,
         "HTTP API listening (OpenAPI at /openapi.json, docs at /docs)"
     );
+    tracing::info!(url = %format!("http://{}/", server.api.bind), "dashboard: open it in a browser");
     let stopping = state.clone();
     let task = tokio::spawn(async move {
-        // Stops accepting at SIGTERM/SIGINT, ends event streams, and lets in-flight requests
-        // finish; the caller bounds the wait (API_DRAIN).
+        // Stops accepting at SIGTERM/SIGINT (or when the caller begins the shutdown), ends
+        // event streams, and lets in-flight requests finish; the caller bounds the wait
+        // (API_DRAIN).
         let signal = async move {
-            super::run::wait_for_signal().await;
+            tokio::select! {
+                _ = super::run::wait_for_signal() => {}
+                _ = stopping.stopping() => {}
+            }
             stopping.begin_shutdown();
         };
         if let Err(e) = axum::serve(
@@ -307,10 +340,33 @@ pub async fn run_engine(p: Prepared, stop: Option<Arc<tokio::sync::Notify>>) {
             }
         })
         .await;
+    p.media.shutdown().await;
     if let Some(n) = p.notifier {
         n.shutdown().await;
     }
     store.close().await;
+}
+
+/// The source policy of runs created through the API: the file roots (created if missing:
+/// the uploads folder) and the deny rules for this server's own services.
+fn source_policy(server: &ServerConfig) -> sightline_config::SourcePolicy {
+    let samples = super::demo::shipped("samples");
+    let roots = server.file_roots(samples.as_deref());
+    for r in &roots {
+        if !r.exists() && r.starts_with(&server.data_dir) {
+            let _ = std::fs::create_dir_all(r);
+        }
+        if !r.exists() {
+            tracing::warn!(root = %r.display(), "file root does not exist; ignored");
+        }
+    }
+    let policy = sightline_config::SourcePolicy::new(
+        &roots,
+        &server.api.source_hosts,
+        &server.own_services(),
+    );
+    tracing::info!(roots = ?policy.roots(), "API sources: files only under these roots");
+    policy
 }
 
 fn hostname() -> String {

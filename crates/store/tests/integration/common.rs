@@ -4,16 +4,8 @@
 
 use sightline_core::{Clock, ManualClock};
 use sightline_store::{Store, StoreOptions};
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Where the server lives; override with `SIGHTLINE_TEST_PG_URL` (a URL of a database the
-/// tests may connect to in order to create their own).
-fn pg_admin_url() -> String {
-    std::env::var("SIGHTLINE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
 
 enum Raw {
     Sqlite(sqlx::SqlitePool),
@@ -28,7 +20,7 @@ pub struct TestDb {
     url: String,
     raw: Raw,
     _dir: Option<tempfile::TempDir>,
-    _pg: Option<PgGuard>,
+    _pg: Option<sightline_store::testing::PgDatabase>,
 }
 
 impl TestDb {
@@ -100,65 +92,11 @@ pub async fn sqlite() -> TestDb {
     }
 }
 
-/// Drops the test database when the test ends.
-struct PgGuard {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgGuard {
-    fn drop(&mut self) {
-        let admin = self.admin_url.clone();
-        let name = self.name.clone();
-        // The test's runtime may be gone or busy; drop on a private one.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut c)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// A fresh PostgreSQL database, or `None` (with a loud message) if the server cannot be
 /// reached at all. Set `SIGHTLINE_REQUIRE_PG=1` to turn that into a failure.
-#[allow(clippy::print_stderr)]
 pub async fn postgres() -> Option<TestDb> {
-    let admin_url = pg_admin_url();
-    let mut admin = match tokio::time::timeout(
-        Duration::from_secs(5),
-        sqlx::PgConnection::connect(&admin_url),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return unreachable_pg(&admin_url, &e.to_string()),
-        Err(_) => return unreachable_pg(&admin_url, "timed out"),
-    };
-    let name = format!("sightline_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("create test database");
-    let guard = PgGuard {
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-    };
-    let url = match admin_url.rfind('/') {
-        Some(i) if admin_url[..i].contains("://") && i > admin_url.find("://").unwrap() + 2 => {
-            format!("{}/{name}", &admin_url[..i])
-        }
-        _ => panic!("SIGHTLINE_TEST_PG_URL must end with /DATABASE"),
-    };
+    let pg = sightline_store::testing::fresh_pg_database().await?;
+    let url = pg.url.clone();
     let clock = start_clock();
     let store = Store::connect(&url, &options(&clock))
         .await
@@ -171,22 +109,8 @@ pub async fn postgres() -> Option<TestDb> {
         url,
         raw: Raw::Postgres(raw),
         _dir: None,
-        _pg: Some(guard),
+        _pg: Some(pg),
     })
-}
-
-#[allow(clippy::print_stderr)]
-fn unreachable_pg(url: &str, why: &str) -> Option<TestDb> {
-    if std::env::var("SIGHTLINE_REQUIRE_PG").is_ok_and(|v| v == "1") {
-        panic!("PostgreSQL at {url} is required but unreachable: {why}");
-    }
-    eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPING PostgreSQL test: server at {url} unreachable ({why})\n\
-         !!! Start it or set SIGHTLINE_TEST_PG_URL; SIGHTLINE_REQUIRE_PG=1 makes this fail.\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    None
 }
 
 /// Generates `sqlite` and `postgres` tests that run `async fn $name(db: &TestDb)`.

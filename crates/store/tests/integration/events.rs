@@ -51,6 +51,7 @@ pub fn make_events(runs: &[RunId], n: usize) -> Vec<Event> {
                 run_id: runs[i % runs.len()].clone(),
                 wall_ms: T0 + i as i64 * 1000,
                 body,
+                media: None,
             }
         })
         .collect()

@@ -4,6 +4,7 @@ mod common;
 mod connect;
 mod events;
 mod leases;
+mod media;
 mod outbox;
 mod registry;
 mod runs;

@@ -62,6 +62,8 @@ fn options(f: &Fixture, worker: &str, hook: Option<FrameHook>) -> EngineOptions 
         data_dir: f.dir.path().to_path_buf(),
         routing: Default::default(),
         frame_hook: hook,
+        source_policy: None,
+        media: Default::default(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! golden list exactly, on every run: time comes from the frames' PTS, never from a clock.
 //!
 //! After an intended change of behaviour, regenerate the list with
-//! `SIGHTLINE_BLESS=1 cargo test -p sightline-engine --test replay` and review the diff.
+//! `SIGHTLINE_BLESS=1 cargo test -p sightline-engine --test it replay` and review the diff.
 
 use sightline_config::{InferenceSection, PipelineConfig};
 use sightline_engine::{FrameProcessor, ModelCache, StatusText};

@@ -1,0 +1,7 @@
+//! The engine's integration tests, one binary (links once): lifecycle and supervision on
+//! the embedded store, the golden replay of the sample clip, and event pictures cut from
+//! the right frames.
+
+mod lifecycle;
+mod pictures;
+mod replay;
