@@ -68,11 +68,12 @@ pub fn model_manifest(data: &[u8]) -> Outcome<String> {
     let m = models::parse_manifest(&text).map_err(code)?;
     // What a registered manifest goes through next: class names, the store's JSON copy
     // (also the API's answer) and the TOML written next to the model.
-    let labels = m.labels();
-    if labels.len() != m.num_classes() {
+    if let Ok(d) = m.detector()
+        && d.labels().len() != d.num_classes()
+    {
         return Err("labels_mismatch");
     }
     serde_json::to_value(&m).map_err(|_| "json_serialize")?;
     m.to_toml_string().map_err(|_| "toml_serialize")?;
-    Ok(m.name)
+    Ok(m.name().to_string())
 }

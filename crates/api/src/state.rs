@@ -143,8 +143,8 @@ pub(crate) struct Inner {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// One batcher client per loaded model (by content hash), shared by all API requests.
     pub clients: parking_lot::Mutex<HashMap<String, Arc<InferClient>>>,
-    /// Image-to-image models, opened on first use.
-    pub upscalers: parking_lot::Mutex<HashMap<&'static str, Arc<sightline_inference::Upscaler>>>,
+    /// Image-to-image models (by content hash), opened on first use.
+    pub upscalers: tokio::sync::Mutex<HashMap<String, Arc<sightline_inference::Upscaler>>>,
     /// Set by [`ApiState::begin_shutdown`]: endless responses (SSE) end so the server can
     /// drain.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -163,7 +163,7 @@ impl ApiState {
             rate: RateLimiter::new(g.rate_per_minute, 10_000),
             slots: Arc::new(tokio::sync::Semaphore::new(g.slots as usize)),
             clients: parking_lot::Mutex::new(HashMap::new()),
-            upscalers: parking_lot::Mutex::new(HashMap::new()),
+            upscalers: tokio::sync::Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::Sender::new(false),
             store,
             engine,

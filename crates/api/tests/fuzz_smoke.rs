@@ -372,6 +372,8 @@ fn model_manifest_corpus_and_mutations_never_panic() {
         ("not_a_table.toml", Err("invalid_manifest")),
         ("unknown_field.toml", Err("invalid_manifest")),
         ("invalid_values.toml", Err("invalid_manifest")),
+        ("rdn_medium_x2.toml", Ok("rdn-medium-x2".to_owned())),
+        ("image_to_image_invalid.toml", Err("invalid_manifest")),
     ]);
     let mut stats = BTreeMap::new();
     let mut failures = Vec::new();

@@ -7,6 +7,7 @@ use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use common::*;
 use serde_json::json;
+use std::path::PathBuf;
 use sightline_api::{ApiOptions, AuthMode, router};
 use sightline_config::server::InferGuards;
 
@@ -430,6 +431,75 @@ async fn upscale_answers_png_to_raw_and_multipart_bodies() {
     );
     assert_eq!(r.headers["content-type"], "image/png");
     assert_eq!(rgb_of_png(&r.bytes).width, 64);
+}
+
+#[tokio::test]
+async fn an_uploaded_image_to_image_model_serves_upscales_and_is_no_detector() {
+    let fx = fixture().await;
+    let app = app_with(&fx, InferGuards::default());
+    // The shipped ×2 network again, registered under another name with its own manifest.
+    let onnx = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/rdn-medium-x2/model.onnx"),
+    )
+    .unwrap();
+    let manifest = b"name = \"plate-sr\"\ntask = \"image_to_image\"\n\n[image_to_image]\nscale = 2\ntile = 64\noverlap = 8\n";
+    // A scale the file does not have is refused by the dry run.
+    let wrong = String::from_utf8_lossy(manifest).replace("scale = 2", "scale = 3");
+    let (ct, body) = multipart(&[
+        ("manifest", None, wrong.as_bytes()),
+        ("onnx", Some("sr.onnx"), &onnx),
+    ]);
+    let r = send(&app, Method::POST, "/v1/models", None, Some(&ct), body).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_model"),
+        "{}",
+        r.json()
+    );
+    let (ct, body) = multipart(&[("manifest", None, manifest), ("onnx", Some("sr.onnx"), &onnx)]);
+    let r = send(&app, Method::POST, "/v1/models", None, Some(&ct), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    assert_eq!(r.json()["manifest"]["task"], "image_to_image");
+    assert_eq!(r.json()["manifest"]["image_to_image"]["tile"], 64);
+
+    // Named without scale_factor: an upscale, tiled as its manifest says.
+    let r = post_json(
+        &app,
+        "/v1/infer",
+        None,
+        &json!({"image": b64(&plate_lr(2)), "model": "plate-sr"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.bytes));
+    let j = r.json();
+    assert_eq!((j["model"].as_str(), j["scale_factor"].as_u64()), (Some("plate-sr"), Some(2)));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(j["image"].as_str().unwrap())
+        .unwrap();
+    let sr = rgb_of_png(&png);
+    let hr = rgb_of_png(&std::fs::read(sr_fixture("plate_hr_x2.png")).unwrap());
+    // Tiles of 64 with an overlap of 8 instead of one tile: the quality is the same.
+    let p = sightline_inference::upscale::psnr_y(&sr, &hr, 2).unwrap();
+    assert!((p - 24.96).abs() <= 0.05, "{p:.3} dB");
+    // The shipped model stays the default of its scale.
+    let r = post_json(
+        &app,
+        "/v1/infer",
+        None,
+        &json!({"image": b64(&small_png(16)), "scale_factor": 2}),
+    )
+    .await;
+    assert_eq!(r.json()["model"], "rdn-medium-x2");
+    // It is not a detector: a pipeline config naming it is refused at model.name.
+    let mut cfg = config_json();
+    cfg["model"]["name"] = json!("plate-sr");
+    let r = post_json(&app, "/v1/configs/sr", None, &cfg).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json());
+    let details = r.json()["error"]["details"].to_string();
+    assert!(
+        details.contains("model.name") && details.contains("not a detector"),
+        "{details}"
+    );
 }
 
 #[tokio::test]

@@ -438,3 +438,177 @@ async fn overload_is_shed_with_503_and_latency_and_memory_stay_bounded() {
         "{retry_after:?}"
     );
 }
+
+/// `{"image": base64(PNG), "scale_factor": 2}` of an image-to-image fixture.
+fn upscale_json_body(fixture: &str) -> Vec<u8> {
+    let png = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../inference/tests/fixtures")
+            .join(fixture),
+    )
+    .unwrap();
+    serde_json::to_vec(&serde_json::json!({
+        "image": base64::engine::general_purpose::STANDARD.encode(&png),
+        "scale_factor": 2,
+    }))
+    .unwrap()
+}
+
+/// Super-resolution at the seed's design point (4 slots, queue 20, 30 s slot timeout): the
+/// capacity with 4 clients in a closed loop, then open loop at 1×, 2× and 5× of it for 20 s
+/// each, printing throughput, p50/p95/p99 of the 200s and the RSS; at every rate only 200 /
+/// 503 / 429 with `Retry-After`, and at 5× the RSS bounded. Then the time from a 504 (an
+/// upscale cancelled at a 150 ms slot timeout) to the next request's answer, 10 times.
+///
+/// A figure for the README, not a CI check (about 2 minutes):
+/// `cargo test -p sightline-api --test load -- --ignored --nocapture upscale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test for the README figures (about 2 minutes); run with --ignored"]
+async fn upscale_load_at_the_seeds_design_point() {
+    let fx = fixture().await;
+    // The 320×100 plate (one tile) → 640×200.
+    let body = Arc::new(upscale_json_body("plate_lr_x2.png"));
+    let http = client();
+    let seed = InferGuards {
+        slots: 4,
+        max_queue: 20,
+        slot_timeout_ms: 30_000,
+        rate_per_minute: 1_000_000,
+        ..InferGuards::default()
+    };
+    let addr = serve(&fx, seed.clone()).await;
+    let url = format!("http://{addr}/v1/infer");
+    for _ in 0..3 {
+        let o = post(&http, &url, body.clone()).await;
+        assert_eq!(o.status, 200, "warm-up: {o:?}");
+    }
+    // Capacity: 4 clients back to back, as many as slots.
+    let t0 = Instant::now();
+    let mut clients = JoinSet::new();
+    for _ in 0..4 {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        clients.spawn(async move {
+            let mut ok = 0u32;
+            while t0.elapsed() < Duration::from_secs(2 * CAPACITY_SECONDS) {
+                let o = post(&http, &url, body.clone()).await;
+                assert_eq!(o.status, 200, "capacity run: {o:?}");
+                ok += 1;
+            }
+            ok
+        });
+    }
+    let mut ok = 0;
+    while let Some(n) = clients.join_next().await {
+        ok += n.unwrap();
+    }
+    let capacity = f64::from(ok) / t0.elapsed().as_secs_f64();
+    eprintln!(
+        "upscale ×2 of 320×100, 4 slots / queue 20 / slot timeout 30 s: capacity {capacity:.2} req/s (4 clients, closed loop)"
+    );
+    let rss_base = rss_bytes();
+    for factor in [1.0, 2.0, 5.0] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = spawn_rss_sampler(stop.clone());
+        let run = open_loop(&http, &url, &body, capacity * factor, LOAD_SECONDS as f64).await;
+        stop.store(true, Ordering::Release);
+        let rss_max = sampler.await.unwrap().into_iter().max().unwrap_or(rss_base);
+        let secs = run.window.as_secs_f64();
+        let (statuses, codes, problems) = tally(&run.outcomes);
+        let mut lat: Vec<Duration> = run
+            .outcomes
+            .iter()
+            .filter(|o| o.status == 200)
+            .map(|o| o.latency)
+            .collect();
+        lat.sort();
+        let served = statuses.get(&200).copied().unwrap_or(0);
+        eprintln!(
+            "{factor}×: offered {:.2} req/s, served {:.2} req/s; p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; statuses {statuses:?} {codes:?}; RSS max {:.0} MiB (+{:.0} MiB over the start); drained {:.1} s after",
+            (run.generated - run.skipped) as f64 / secs,
+            served as f64 / secs,
+            ms(pct(&lat, 0.50)),
+            ms(pct(&lat, 0.95)),
+            ms(pct(&lat, 0.99)),
+            mib(rss_max),
+            mib(rss_max.saturating_sub(rss_base)),
+            run.drain.as_secs_f64()
+        );
+        for p in problems.iter().take(5) {
+            eprintln!("problem: {p}");
+        }
+        assert!(problems.is_empty(), "{factor}×: {problems:?}");
+        assert!(served > 0, "{factor}×: {statuses:?}");
+        if factor >= 5.0 {
+            assert!(statuses.get(&503).copied().unwrap_or(0) > 0, "{statuses:?}");
+            assert!(
+                rss_max.saturating_sub(rss_base) < RSS_GROWTH_LIMIT,
+                "RSS grew by {:.1} MiB at 5×",
+                mib(rss_max.saturating_sub(rss_base))
+            );
+        }
+    }
+
+    // From a 504 to a free slot: one slot, a 150 ms slot timeout, an upscale that takes longer
+    // (640×200, three tiles), then at once a 16×16 one; its answer time, less its own time on
+    // an idle server, is how long the cancelled work kept the slot.
+    let addr = serve(
+        &fx,
+        InferGuards {
+            slots: 1,
+            slot_timeout_ms: 150,
+            ..seed
+        },
+    )
+    .await;
+    let url = format!("http://{addr}/v1/infer");
+    let big = Arc::new(upscale_json_body("plate_hr_x2.png"));
+    let tiny = {
+        let img = image::open(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../inference/tests/fixtures/plate_lr_x2.png"),
+        )
+        .unwrap()
+        .to_rgb8();
+        let crop = image::imageops::crop_imm(&img, 40, 20, 16, 16).to_image();
+        let mut png = std::io::Cursor::new(Vec::new());
+        crop.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        Arc::new(
+            serde_json::to_vec(&serde_json::json!({
+                "image": base64::engine::general_purpose::STANDARD.encode(png.into_inner()),
+                "scale_factor": 2,
+            }))
+            .unwrap(),
+        )
+    };
+    let mut idle: Vec<Duration> = Vec::new();
+    for _ in 0..5 {
+        let o = post(&http, &url, tiny.clone()).await;
+        assert_eq!(o.status, 200, "{o:?}");
+        idle.push(o.latency);
+    }
+    idle.sort();
+    let alone = pct(&idle, 0.5);
+    let mut freed = Vec::new();
+    for _ in 0..10 {
+        let o = post(&http, &url, big.clone()).await;
+        assert_eq!(
+            (o.status, o.code.as_deref()),
+            (504, Some("inference_timeout"))
+        );
+        let next = post(&http, &url, tiny.clone()).await;
+        assert_eq!(next.status, 200, "the slot was not free after the 504: {next:?}");
+        freed.push(next.latency.saturating_sub(alone));
+    }
+    freed.sort();
+    eprintln!(
+        "504 → free slot: a 16×16 upscale alone {:.1} ms; right after a 504 it took {:.1} ms more at the median, {:.1} ms at most (10 tries)",
+        ms(alone),
+        ms(pct(&freed, 0.5)),
+        ms(*freed.last().unwrap())
+    );
+    assert!(
+        pct(&freed, 0.5) < Duration::from_millis(50),
+        "the slot stayed busy {:.1} ms after the 504",
+        ms(pct(&freed, 0.5))
+    );
+}

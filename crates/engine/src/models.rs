@@ -75,7 +75,8 @@ impl ModelCache {
             return Ok(m.clone());
         }
         tracing::info!(model = %rec.name, sha256 = %rec.sha256, provider = self.opts.provider.name(), "loading model");
-        let m = SharedModel::load(&rec.onnx_path, rec.manifest.clone(), &self.opts)?;
+        let manifest = rec.manifest.detector()?.clone();
+        let m = SharedModel::load(&rec.onnx_path, manifest, &self.opts)?;
         loaded.insert(rec.sha256.clone(), m.clone());
         Ok(m)
     }

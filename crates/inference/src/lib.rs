@@ -34,7 +34,8 @@ pub use decode::{DecodeParams, Decoder, DetectDecoder, OutputInfo, TensorView};
 pub use error::InferError;
 pub use image_io::{DEFAULT_MAX_PIXELS, decode_image, decode_image_file};
 pub use manifest::{
-    ClassNames, ColorOrder, Family, InputSpec, Layout, ModelManifest, ResizeMode, Task,
+    ClassNames, ColorOrder, Family, ImageToImageManifest, ImageToImageSpec, InputSpec, Layout,
+    Manifest, ModelManifest, ResizeMode, Task,
 };
 pub use model::{DetectOptions, SharedModel};
 pub use registry::{DEFAULT_MODEL, ModelRecord, Registry, builtin_models_dir, validate_model};
@@ -43,4 +44,4 @@ pub use runtime::{
 };
 pub use session::{ModelInfo, RawTensor};
 pub use stats::{LatencyHistogram, ModelStats};
-pub use upscale::{BuiltinUpscaler, Cancel, RgbPicture, TileOptions, Upscaler, builtin_upscalers};
+pub use upscale::{Cancel, RgbPicture, TileOptions, Upscaler};

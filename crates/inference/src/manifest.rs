@@ -12,12 +12,23 @@ use serde::{Deserialize, Serialize};
 use sightline_core::{FieldErrors, Labels};
 use std::path::Path;
 
-/// What the model does. Only detection exists today; segmentation and image-to-image models
-/// will add variants (and decoders) later.
+/// What the model does: detection (a [`ModelManifest`]) or image-to-image, such as
+/// super-resolution (an [`ImageToImageManifest`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Detect,
+    #[serde(rename = "image_to_image")]
+    ImageToImage,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Detect => "detect",
+            Task::ImageToImage => "image_to_image",
+        }
+    }
 }
 
 /// How a detector's raw outputs are laid out (chooses the decoder).
@@ -137,6 +148,9 @@ fn ones() -> [f32; 3] {
 fn pad_grey() -> u8 {
     114
 }
+fn detect_task() -> Task {
+    Task::Detect
+}
 fn default_max_detections() -> usize {
     300
 }
@@ -147,6 +161,8 @@ fn default_max_detections() -> usize {
 pub struct ModelManifest {
     /// Registry name: letters, digits, `.`, `_`, `-`; at most 64 characters.
     pub name: String,
+    /// `"detect"` (the default).
+    #[serde(default = "detect_task")]
     pub task: Task,
     pub family: Family,
     /// Free text shown in listings.
@@ -165,6 +181,21 @@ pub struct ModelManifest {
     /// At most this many detections per frame, best first.
     #[serde(default = "default_max_detections")]
     pub max_detections: usize,
+}
+
+fn check_name(name: &str, errs: &mut FieldErrors) {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        || name.starts_with('.')
+    {
+        errs.push(
+            "name",
+            "1-64 characters from A-Z a-z 0-9 . _ -, not starting with '.'",
+        );
+    }
 }
 
 impl ModelManifest {
@@ -201,18 +232,9 @@ impl ModelManifest {
     /// Checks every value; all problems are reported at once, each with its field path.
     pub fn validate(&self) -> Result<(), InferError> {
         let mut errs = FieldErrors::new();
-        if self.name.is_empty()
-            || self.name.len() > 64
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            || self.name.starts_with('.')
-        {
-            errs.push(
-                "name",
-                "1-64 characters from A-Z a-z 0-9 . _ -, not starting with '.'",
-            );
+        check_name(&self.name, &mut errs);
+        if self.task != Task::Detect {
+            errs.push("task", "a detector's manifest says task = \"detect\"");
         }
         let i = &self.input;
         for (field, v) in [("input.width", i.width), ("input.height", i.height)] {
@@ -270,6 +292,239 @@ impl ModelManifest {
         match &self.classes {
             ClassNames::List(l) => l.len(),
             ClassNames::Preset(_) => COCO_CLASSES.len(),
+        }
+    }
+}
+
+fn default_tile() -> u32 {
+    256
+}
+fn default_overlap() -> u32 {
+    16
+}
+fn byte_range() -> [f32; 2] {
+    [0.0, 255.0]
+}
+
+/// How an image-to-image model is fed and tiled. Its input is `[1,3,H,W]` float32 RGB for any
+/// H×W; its output `[1,3,scale·H,scale·W]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageToImageSpec {
+    /// Output size over input size, per side (1..=8).
+    pub scale: u32,
+    /// Largest tile side fed to the network, without the overlap (pixels, 16..=2048).
+    #[serde(default = "default_tile")]
+    pub tile: u32,
+    /// Context taken from neighbouring tiles on each side (pixels, below `tile`, at most 256).
+    #[serde(default = "default_overlap")]
+    pub overlap: u32,
+    /// The values 0 and 255 of an 8-bit pixel map to these input values (linear between).
+    #[serde(default = "byte_range")]
+    pub input_range: [f32; 2],
+    /// The output values that mean 0 and 255 (clipped and rounded in between).
+    #[serde(default = "byte_range")]
+    pub output_range: [f32; 2],
+    /// Input tensor name; default the model's only input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+}
+
+impl ImageToImageSpec {
+    /// A spec with the defaults for `scale` (tile 256, overlap 16, values 0..255).
+    pub fn for_scale(scale: u32) -> ImageToImageSpec {
+        ImageToImageSpec {
+            scale,
+            tile: default_tile(),
+            overlap: default_overlap(),
+            input_range: byte_range(),
+            output_range: byte_range(),
+            input: None,
+        }
+    }
+
+    fn check(&self, errs: &mut FieldErrors) {
+        let at = |f: &str| format!("image_to_image.{f}");
+        if !(1..=8).contains(&self.scale) {
+            errs.push(at("scale"), format!("{} is outside 1..=8", self.scale));
+        }
+        if !(16..=2048).contains(&self.tile) {
+            errs.push(at("tile"), format!("{} is outside 16..=2048", self.tile));
+        }
+        if self.overlap > 256 || self.overlap >= self.tile {
+            errs.push(
+                at("overlap"),
+                format!("{} must be at most 256 and below tile", self.overlap),
+            );
+        }
+        for (f, [lo, hi]) in [
+            ("input_range", self.input_range),
+            ("output_range", self.output_range),
+        ] {
+            if !lo.is_finite() || !hi.is_finite() || lo >= hi {
+                errs.push(at(f), format!("[{lo}, {hi}] must be finite with low < high"));
+            }
+        }
+        if self.input.as_deref().is_some_and(str::is_empty) {
+            errs.push(at("input"), "must not be empty when given");
+        }
+    }
+}
+
+/// The manifest of an image-to-image model (`task = "image_to_image"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageToImageManifest {
+    /// Registry name, as for detectors.
+    pub name: String,
+    pub task: Task,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub image_to_image: ImageToImageSpec,
+}
+
+/// Any model's manifest, chosen by its `task` field (default `"detect"`, as manifests written
+/// before image-to-image models existed do not say).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Manifest {
+    Detect(ModelManifest),
+    ImageToImage(ImageToImageManifest),
+}
+
+impl From<ModelManifest> for Manifest {
+    fn from(m: ModelManifest) -> Self {
+        Manifest::Detect(m)
+    }
+}
+
+impl From<ImageToImageManifest> for Manifest {
+    fn from(m: ImageToImageManifest) -> Self {
+        Manifest::ImageToImage(m)
+    }
+}
+
+/// The `task` of a manifest, read before the rest so the right shape is parsed (and its
+/// unknown fields reported against that shape).
+#[derive(Deserialize)]
+struct TaskOnly {
+    #[serde(default)]
+    task: Option<String>,
+}
+
+fn task_of(task: Option<String>) -> Result<Task, InferError> {
+    match task.as_deref() {
+        None | Some("detect") => Ok(Task::Detect),
+        Some("image_to_image") => Ok(Task::ImageToImage),
+        Some(other) => Err(InferError::ManifestParse(format!(
+            "task: unknown task `{other}` (known: \"detect\", \"image_to_image\")"
+        ))),
+    }
+}
+
+impl Manifest {
+    /// Parses TOML by its `task` (no validation beyond the format).
+    pub fn from_toml_str(s: &str) -> Result<Self, InferError> {
+        let t: TaskOnly =
+            toml::from_str(s).map_err(|e| InferError::ManifestParse(e.message().to_string()))?;
+        Ok(match task_of(t.task)? {
+            Task::Detect => Manifest::Detect(ModelManifest::from_toml_str(s)?),
+            Task::ImageToImage => Manifest::ImageToImage(
+                toml::from_str(s).map_err(|e| InferError::ManifestParse(e.message().to_string()))?,
+            ),
+        })
+    }
+
+    /// Parses JSON by its `task`.
+    pub fn from_json_str(s: &str) -> Result<Self, InferError> {
+        let t: TaskOnly =
+            serde_json::from_str(s).map_err(|e| InferError::ManifestParse(e.to_string()))?;
+        Ok(match task_of(t.task)? {
+            Task::Detect => Manifest::Detect(ModelManifest::from_json_str(s)?),
+            Task::ImageToImage => Manifest::ImageToImage(
+                serde_json::from_str(s).map_err(|e| InferError::ManifestParse(e.to_string()))?,
+            ),
+        })
+    }
+
+    /// Reads, parses (TOML, or JSON for `.json`) and validates a manifest file.
+    pub fn from_path(path: &Path) -> Result<Self, InferError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InferError::io(format!("reading manifest {}", path.display()), e))?;
+        let m = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            Self::from_json_str(&text)?
+        } else {
+            Self::from_toml_str(&text)?
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    pub fn to_toml_string(&self) -> Result<String, InferError> {
+        match self {
+            Manifest::Detect(m) => m.to_toml_string(),
+            Manifest::ImageToImage(m) => {
+                toml::to_string_pretty(m).map_err(|e| InferError::ManifestParse(e.to_string()))
+            }
+        }
+    }
+
+    /// Checks every value; all problems at once, each with its field path.
+    pub fn validate(&self) -> Result<(), InferError> {
+        match self {
+            Manifest::Detect(m) => m.validate(),
+            Manifest::ImageToImage(m) => {
+                let mut errs = FieldErrors::new();
+                check_name(&m.name, &mut errs);
+                if m.task != Task::ImageToImage {
+                    errs.push("task", "must be \"image_to_image\"");
+                }
+                m.image_to_image.check(&mut errs);
+                errs.into_result(()).map_err(InferError::ManifestInvalid)
+            }
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Manifest::Detect(m) => &m.name,
+            Manifest::ImageToImage(m) => &m.name,
+        }
+    }
+
+    pub fn task(&self) -> Task {
+        match self {
+            Manifest::Detect(_) => Task::Detect,
+            Manifest::ImageToImage(_) => Task::ImageToImage,
+        }
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            Manifest::Detect(m) => m.description.as_deref(),
+            Manifest::ImageToImage(m) => m.description.as_deref(),
+        }
+    }
+
+    /// The detector manifest, or an error naming the model's task.
+    pub fn detector(&self) -> Result<&ModelManifest, InferError> {
+        match self {
+            Manifest::Detect(m) => Ok(m),
+            Manifest::ImageToImage(m) => Err(InferError::InvalidRequest(format!(
+                "model `{}` is an image_to_image model, not a detector",
+                m.name
+            ))),
+        }
+    }
+
+    /// The image-to-image spec, if this is such a model.
+    pub fn image_to_image(&self) -> Option<&ImageToImageSpec> {
+        match self {
+            Manifest::ImageToImage(m) => Some(&m.image_to_image),
+            Manifest::Detect(_) => None,
         }
     }
 }
@@ -332,6 +587,65 @@ std = [57.375, 57.12, 58.395]
         assert_eq!(m.family, Family::Yolov8);
         assert!(Family::Yolov8.needs_nms());
         assert!(!Family::Yolov10.needs_nms());
+    }
+
+    const RDN: &str = r#"
+name = "rdn-medium-x2"
+task = "image_to_image"
+
+[image_to_image]
+scale = 2
+"#;
+
+    #[test]
+    fn task_chooses_the_shape() {
+        let Manifest::ImageToImage(m) = Manifest::from_toml_str(RDN).unwrap() else {
+            panic!("expected image_to_image")
+        };
+        assert_eq!(m.image_to_image, ImageToImageSpec::for_scale(2));
+        let any = Manifest::ImageToImage(m.clone());
+        any.validate().unwrap();
+        assert!(any.detector().is_err());
+        // Round trips through TOML and JSON.
+        assert_eq!(Manifest::from_toml_str(&any.to_toml_string().unwrap()).unwrap(), any);
+        let json = serde_json::to_string(&any).unwrap();
+        assert_eq!(Manifest::from_json_str(&json).unwrap(), any);
+        // A manifest without `task` is a detector (manifests from before image_to_image).
+        let old = NANODET.replace("task = \"detect\"\n", "");
+        assert!(!old.contains("task"));
+        assert!(matches!(
+            Manifest::from_toml_str(&old).unwrap(),
+            Manifest::Detect(_)
+        ));
+        // Fields of the other shape are unknown fields of this one.
+        let e = Manifest::from_toml_str(&format!("classes = \"coco\"\n{RDN}")).unwrap_err();
+        assert!(e.to_string().contains("classes"), "{e}");
+        let e = Manifest::from_toml_str(&RDN.replace("image_to_image\"", "upscale\"")).unwrap_err();
+        assert!(e.to_string().contains("unknown task `upscale`"), "{e}");
+    }
+
+    #[test]
+    fn image_to_image_values_are_checked_with_their_paths() {
+        let mut m = match Manifest::from_toml_str(RDN).unwrap() {
+            Manifest::ImageToImage(m) => m,
+            Manifest::Detect(_) => unreachable!(),
+        };
+        m.image_to_image.scale = 0;
+        m.image_to_image.tile = 8;
+        m.image_to_image.output_range = [1.0, 1.0];
+        let InferError::ManifestInvalid(errs) = Manifest::from(m).validate().unwrap_err() else {
+            panic!("expected field errors")
+        };
+        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "image_to_image.scale",
+                "image_to_image.tile",
+                "image_to_image.overlap",
+                "image_to_image.output_range"
+            ]
+        );
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //! model is accepted only after it loads with its manifest and a dry run on a blank frame
 //! yields outputs its decoder can read; the work happens in a temporary folder that is
 //! renamed into place on success and removed on failure, so a rejected upload leaves
-//! nothing behind. The repository's `models/` (the shipped detectors) are always available
-//! by name, read-only.
+//! nothing behind. The repository's `models/` (the shipped detectors and image-to-image
+//! models) are always available by name, read-only.
+//!
+//! A manifest's `task` says what kind of model it is: a detector is dry-run on a blank frame
+//! through its decoder, an image-to-image model on an 8×8 picture whose result must be the
+//! manifest's scale.
 
 use crate::decode::{DecodeParams, Decoder, DetectDecoder, OutputInfo, TensorView};
 use crate::error::InferError;
-use crate::manifest::ModelManifest;
+use crate::manifest::{Manifest, ModelManifest, Task};
 use crate::preprocess::Preprocessor;
 use crate::runtime::RuntimeOptions;
 use crate::session::{ModelInfo, ModelSession};
@@ -34,7 +38,7 @@ pub struct ModelRecord {
     /// SHA-256 of the ONNX file, hex.
     pub sha256: String,
     pub onnx_path: PathBuf,
-    pub manifest: ModelManifest,
+    pub manifest: Manifest,
     /// Shipped with Sightline (cannot be removed).
     pub builtin: bool,
     pub size_bytes: u64,
@@ -73,9 +77,25 @@ pub fn builtin_models_dir() -> Option<PathBuf> {
         .find(|d| d.join(DEFAULT_MODEL).join(MANIFEST_FILE).is_file())
 }
 
-/// Loads `onnx` with `manifest` and runs it once on a blank frame; succeeds only if the
-/// outputs have the shape the manifest's decoder expects.
+/// Loads `onnx` with `manifest` and runs it once on a tiny input: a blank frame whose outputs
+/// must fit the detector's decoder, or an 8×8 picture whose result must be `scale` times as
+/// large for an image-to-image model.
 pub fn validate_model(
+    onnx: &Path,
+    manifest: &Manifest,
+    opts: &RuntimeOptions,
+) -> Result<(), InferError> {
+    match manifest {
+        Manifest::Detect(m) => validate_detector(onnx, m, opts).map(|_| ()),
+        Manifest::ImageToImage(m) => {
+            crate::upscale::Upscaler::open(&m.name, onnx, &m.image_to_image, opts).map(|_| ())
+        }
+    }
+}
+
+/// Loads a detector and runs it once on a blank frame; succeeds only if the outputs have the
+/// shape the manifest's decoder expects.
+pub fn validate_detector(
     onnx: &Path,
     manifest: &ModelManifest,
     opts: &RuntimeOptions,
@@ -171,7 +191,7 @@ fn copy_hashing(
 
 fn read_record(dir: &Path, builtin: bool, sha: Option<String>) -> Result<ModelRecord, InferError> {
     let onnx = dir.join(ONNX_FILE);
-    let manifest = ModelManifest::from_path(&dir.join(MANIFEST_FILE))?;
+    let manifest = Manifest::from_path(&dir.join(MANIFEST_FILE))?;
     let (sha256, size_bytes) = match sha {
         Some(s) => {
             let len = std::fs::metadata(&onnx)
@@ -182,7 +202,7 @@ fn read_record(dir: &Path, builtin: bool, sha: Option<String>) -> Result<ModelRe
         None => sha256_file(&onnx)?,
     };
     Ok(ModelRecord {
-        name: manifest.name.clone(),
+        name: manifest.name().to_string(),
         sha256,
         onnx_path: onnx,
         manifest,
@@ -320,10 +340,10 @@ impl Registry {
                 .chain([dir.join(MANIFEST_FILE)]);
             for m in manifests {
                 if m.is_file() {
-                    let manifest = ModelManifest::from_path(&m)?;
+                    let manifest = Manifest::from_path(&m)?;
                     let (sha256, size_bytes) = sha256_file(p)?;
                     return Ok(ModelRecord {
-                        name: manifest.name.clone(),
+                        name: manifest.name().to_string(),
                         sha256,
                         onnx_path: p.to_path_buf(),
                         manifest,
@@ -345,8 +365,9 @@ impl Registry {
     pub fn add(
         &self,
         onnx_path: &Path,
-        manifest: ModelManifest,
+        manifest: impl Into<Manifest>,
     ) -> Result<ModelRecord, InferError> {
+        let manifest = manifest.into();
         let mut src = std::fs::File::open(onnx_path)
             .map_err(|e| InferError::io(format!("opening {}", onnx_path.display()), e))?;
         self.add_from(&mut src, onnx_path, manifest)
@@ -356,8 +377,9 @@ impl Registry {
     pub fn add_bytes(
         &self,
         onnx: &[u8],
-        manifest: ModelManifest,
+        manifest: impl Into<Manifest>,
     ) -> Result<ModelRecord, InferError> {
+        let manifest = manifest.into();
         self.add_from(&mut &onnx[..], Path::new("<upload>"), manifest)
     }
 
@@ -365,7 +387,7 @@ impl Registry {
         &self,
         src: &mut impl Read,
         what: &Path,
-        manifest: ModelManifest,
+        manifest: Manifest,
     ) -> Result<ModelRecord, InferError> {
         manifest.validate()?;
         let _guard = self.write.lock();
@@ -388,7 +410,7 @@ impl Registry {
         &self,
         src: &mut impl Read,
         what: &Path,
-        manifest: ModelManifest,
+        manifest: Manifest,
         tmp: &Path,
     ) -> Result<ModelRecord, InferError> {
         std::fs::create_dir_all(tmp)
@@ -401,25 +423,25 @@ impl Registry {
             .map_err(|e| InferError::io("flushing the model file", e))?;
         drop(file);
 
-        if self.builtins().iter().any(|r| r.name == manifest.name) {
+        if self.builtins().iter().any(|r| r.name == manifest.name()) {
             return Err(InferError::ModelConflict {
-                name: manifest.name.clone(),
+                name: manifest.name().to_string(),
                 message: "a built-in model has this name".into(),
             });
         }
         for r in self.stored()? {
-            if r.sha256 == sha256 && r.name == manifest.name {
+            if r.sha256 == sha256 && r.name == manifest.name() {
                 return Ok(r);
             }
-            if r.name == manifest.name {
+            if r.name == manifest.name() {
                 return Err(InferError::ModelConflict {
-                    name: manifest.name.clone(),
+                    name: manifest.name().to_string(),
                     message: format!("already registered with another file ({})", r.sha256),
                 });
             }
             if r.sha256 == sha256 {
                 return Err(InferError::ModelConflict {
-                    name: manifest.name.clone(),
+                    name: manifest.name().to_string(),
                     message: format!("this file is already registered as `{}`", r.name),
                 });
             }
@@ -432,15 +454,75 @@ impl Registry {
         let dest = self.dir.join(&sha256);
         std::fs::rename(tmp, &dest)
             .map_err(|e| InferError::io(format!("storing into {}", dest.display()), e))?;
-        tracing::info!(model = %manifest.name, %sha256, "model registered");
+        tracing::info!(model = %manifest.name(), %sha256, "model registered");
         Ok(ModelRecord {
-            name: manifest.name.clone(),
+            name: manifest.name().to_string(),
             sha256,
             onnx_path: dest.join(ONNX_FILE),
             manifest,
             builtin: false,
             size_bytes,
         })
+    }
+
+    /// The models of one task, built-in first, each group by name.
+    pub fn of_task(&self, task: Task) -> Result<Vec<ModelRecord>, InferError> {
+        let mut all = self.list()?;
+        all.retain(|r| r.manifest.task() == task);
+        Ok(all)
+    }
+
+    /// The image-to-image model for a request: the one named (whose scale must be `scale` if
+    /// that is given too), else the first of `scale` (built-in first, then by name).
+    pub fn find_image_to_image(
+        &self,
+        name: Option<&str>,
+        scale: Option<u32>,
+    ) -> Result<ModelRecord, InferError> {
+        let all = self.of_task(Task::ImageToImage)?;
+        let scale_of = |r: &ModelRecord| r.manifest.image_to_image().map_or(0, |s| s.scale);
+        match (name, scale) {
+            (Some(n), _) => {
+                let rec = match all.into_iter().find(|r| r.name == n) {
+                    Some(r) => r,
+                    None => {
+                        // A model of another task by that name is a wrong request, not a
+                        // missing model.
+                        let other = self.get(n)?;
+                        return Err(InferError::InvalidRequest(format!(
+                            "model `{n}` is a {} model, not image_to_image",
+                            other.manifest.task().as_str()
+                        )));
+                    }
+                };
+                match scale {
+                    Some(s) if s != scale_of(&rec) => Err(InferError::InvalidRequest(format!(
+                        "scale_factor: {s} does not match model `{n}` (×{})",
+                        scale_of(&rec)
+                    ))),
+                    _ => Ok(rec),
+                }
+            }
+            (None, Some(s)) => {
+                let mut offered: Vec<u32> = all.iter().map(scale_of).collect();
+                offered.sort_unstable();
+                offered.dedup();
+                all.into_iter().find(|r| scale_of(r) == s).ok_or_else(|| {
+                    let offered: Vec<String> = offered.iter().map(u32::to_string).collect();
+                    InferError::InvalidRequest(format!(
+                        "scale_factor: {s} is not offered (offered: {})",
+                        if offered.is_empty() {
+                            "none".to_string()
+                        } else {
+                            offered.join(", ")
+                        }
+                    ))
+                })
+            }
+            (None, None) => Err(InferError::InvalidRequest(
+                "name an image_to_image model or give a scale_factor".into(),
+            )),
+        }
     }
 
     /// Deletes a stored model. Built-in models cannot be removed. (Refusing while a model

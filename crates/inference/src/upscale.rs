@@ -1,7 +1,8 @@
 //! Image-to-image models (super-resolution), run tile by tile (issue 16).
 //!
-//! The networks shipped in `models/sr/` take RGB 0..255 as `[1,3,H,W]` float32 and give
-//! `[1,3,s·H,s·W]` back, for any H×W. A large picture is cut into tiles of at most
+//! An image-to-image model (`task = "image_to_image"` in its manifest, e.g. the RDN networks
+//! shipped in `models/rdn-medium-x{2,4}/`) takes RGB as `[1,3,H,W]` float32 (values scaled
+//! to the manifest's `input_range`) and gives `[1,3,s·H,s·W]` back, for any H×W. A large picture is cut into tiles of at most
 //! `tile`×`tile` pixels, each run with `overlap` pixels of its neighbours around it (clamped
 //! to the picture), and only the tile's own region of the result is kept: memory stays bounded
 //! by the tile size, and the output equals the untiled result wherever the network's receptive
@@ -14,6 +15,8 @@
 //! The tiling plan ([`plan_tiles`]) is pure; the session and the pixels are the edge.
 
 use crate::error::InferError;
+use crate::manifest::ImageToImageSpec;
+use crate::registry::ModelRecord;
 use crate::runtime::{self, Provider, RuntimeOptions};
 use ort::session::{RunOptions, Session};
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -21,31 +24,6 @@ use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// A shipped image-to-image model: registry name, file under `models/sr/`, scale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuiltinUpscaler {
-    pub name: &'static str,
-    pub file: &'static str,
-    pub scale: u32,
-}
-
-/// The image-to-image models in `models/sr/` (provenance in `models/PROVENANCE.md`), the
-/// default of each scale first.
-pub fn builtin_upscalers() -> &'static [BuiltinUpscaler] {
-    &[
-        BuiltinUpscaler {
-            name: "rdn-medium-x2",
-            file: "rdn-medium-x2.onnx",
-            scale: 2,
-        },
-        BuiltinUpscaler {
-            name: "rdn-medium-x4",
-            file: "rdn-medium-x4.onnx",
-            scale: 4,
-        },
-    ]
-}
 
 /// A rectangle in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +159,7 @@ impl RgbPicture {
 pub struct Upscaler {
     name: String,
     scale: u32,
+    spec: ImageToImageSpec,
     provider: Provider,
     input_name: String,
     session: Mutex<Session>,
@@ -197,14 +176,27 @@ impl std::fmt::Debug for Upscaler {
 }
 
 impl Upscaler {
-    /// Opens `onnx` as a ×`scale` image-to-image model and checks it on an 8×8 input: one
-    /// float input `[1,3,H,W]`, an output of `[1,3,scale·8,scale·8]`.
+    /// Opens a registry record of an image-to-image model.
+    pub fn from_record(rec: &ModelRecord, opts: &RuntimeOptions) -> Result<Upscaler, InferError> {
+        let spec = rec.manifest.image_to_image().ok_or_else(|| {
+            InferError::InvalidRequest(format!(
+                "model `{}` is a {} model, not image_to_image",
+                rec.name,
+                rec.manifest.task().as_str()
+            ))
+        })?;
+        Upscaler::open(&rec.name, &rec.onnx_path, spec, opts)
+    }
+
+    /// Opens `onnx` as the image-to-image model `spec` describes and checks it on an 8×8
+    /// input: one float input `[1,3,H,W]`, an output of `[1,3,scale·8,scale·8]`.
     pub fn open(
         name: &str,
         onnx: &Path,
-        scale: u32,
+        spec: &ImageToImageSpec,
         opts: &RuntimeOptions,
     ) -> Result<Upscaler, InferError> {
+        let scale = spec.scale;
         if !(1..=8).contains(&scale) {
             return Err(InferError::invalid_model(
                 name,
@@ -226,6 +218,14 @@ impl Upscaler {
             ));
         }
         let input_name = inputs[0].name().to_string();
+        if let Some(want) = &spec.input
+            && want != &input_name
+        {
+            return Err(InferError::invalid_model(
+                name,
+                format!("the manifest names input `{want}`, the model's input is `{input_name}`"),
+            ));
+        }
         match inputs[0].dtype() {
             ValueType::Tensor {
                 ty: TensorElementType::Float32,
@@ -242,6 +242,7 @@ impl Upscaler {
         let up = Upscaler {
             name: name.to_string(),
             scale,
+            spec: spec.clone(),
             provider: built.provider,
             input_name,
             session: Mutex::new(built.session),
@@ -273,6 +274,14 @@ impl Upscaler {
         &self.provider
     }
 
+    /// The tiling the manifest asks for.
+    pub fn tiles(&self) -> TileOptions {
+        TileOptions {
+            tile: self.spec.tile,
+            overlap: self.spec.overlap,
+        }
+    }
+
     /// Runs the network once on the whole of `pic` (no tiling).
     pub fn run_tile(
         &self,
@@ -281,11 +290,13 @@ impl Upscaler {
     ) -> Result<RgbPicture, InferError> {
         let (w, h) = (pic.width as usize, pic.height as usize);
         let plane = w * h;
+        let [ilo, ihi] = self.spec.input_range;
+        let k = (ihi - ilo) / 255.0;
         let mut input = vec![0f32; plane * 3];
         for (i, px) in pic.data.chunks_exact(3).enumerate() {
-            input[i] = px[0] as f32;
-            input[plane + i] = px[1] as f32;
-            input[2 * plane + i] = px[2] as f32;
+            input[i] = px[0] as f32 * k + ilo;
+            input[plane + i] = px[1] as f32 * k + ilo;
+            input[2 * plane + i] = px[2] as f32 * k + ilo;
         }
         let tensor = TensorRef::from_array_view(([1usize, 3, h, w], input.as_slice()))
             .map_err(|e| InferError::Runtime(e.to_string()))?;
@@ -316,10 +327,15 @@ impl Upscaler {
             ));
         }
         let oplane = ow * oh;
+        let [olo, ohi] = self.spec.output_range;
+        let k = 255.0 / (ohi - olo);
+        let identity = olo == 0.0 && ohi == 255.0;
         let mut rgb = vec![0u8; oplane * 3];
         for i in 0..oplane {
             for c in 0..3 {
-                rgb[i * 3 + c] = data[c * oplane + i].round().clamp(0.0, 255.0) as u8;
+                let v = data[c * oplane + i];
+                let v = if identity { v } else { (v - olo) * k };
+                rgb[i * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
             }
         }
         Ok(RgbPicture {

@@ -25,7 +25,15 @@ fn builtin_models_are_always_there() {
     let reg = Registry::open(tmp.path()).unwrap();
     let all = reg.list().unwrap();
     let names: Vec<_> = all.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["centernet-mbv3-512", DEFAULT_MODEL]);
+    assert_eq!(
+        names,
+        [
+            "centernet-mbv3-512",
+            DEFAULT_MODEL,
+            "rdn-medium-x2",
+            "rdn-medium-x4"
+        ]
+    );
     let nano = reg.get(DEFAULT_MODEL).unwrap();
     assert!(nano.builtin);
     assert_eq!(
@@ -85,7 +93,7 @@ fn add_list_get_resolve_remove() {
     // A second registry over the same folder sees it; so do name and path resolution.
     let again = registry(tmp.path());
     assert_eq!(again.get(&manifest.name).unwrap(), rec);
-    assert_eq!(again.list().unwrap().len(), 3);
+    assert_eq!(again.list().unwrap().len(), 5);
     assert_eq!(again.resolve("tiny-yolov8").unwrap(), rec);
     let by_dir = again
         .resolve(model_dir("centernet-mbv3-512").to_str().unwrap())
@@ -177,5 +185,5 @@ fn rejected_models_leave_nothing_behind() {
     ));
 
     assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
-    assert_eq!(reg.list().unwrap().len(), 2);
+    assert_eq!(reg.list().unwrap().len(), 4);
 }

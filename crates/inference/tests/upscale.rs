@@ -1,6 +1,7 @@
-//! The shipped super-resolution models (`models/sr/`) through [`Upscaler`]: the quality figures
-//! of `models/PROVENANCE.md` reproduced on `synthetic_plate.png`, tiled output against
-//! untiled, and cancellation of a run in flight.
+//! The shipped super-resolution models (`models/rdn-medium-x{2,4}/`) through [`Upscaler`]: the
+//! quality figures of `models/PROVENANCE.md` reproduced on `synthetic_plate.png`, tiled output
+//! against untiled, cancellation of a run in flight, and `task = "image_to_image"` models in
+//! the registry (found by name or scale, validated by a dry run when added).
 //!
 //! Inputs: `tests/fixtures/plate_{hr,lr}_x{2,4}.png`, made by `make_sr_inputs.py` with PIL's
 //! bicubic downscale, as `models/tools/verify_sr.py` makes them.
@@ -10,7 +11,10 @@ mod common;
 
 use common::{fixture, repo};
 use sightline_inference::upscale::psnr_y;
-use sightline_inference::{Cancel, InferError, RgbPicture, RuntimeOptions, TileOptions, Upscaler};
+use sightline_inference::{
+    Cancel, ImageToImageManifest, ImageToImageSpec, InferError, Registry, RgbPicture,
+    RuntimeOptions, Task, TileOptions, Upscaler,
+};
 use std::time::{Duration, Instant};
 
 fn png(name: &str) -> RgbPicture {
@@ -31,8 +35,8 @@ fn open(scale: u32) -> Upscaler {
     };
     Upscaler::open(
         &format!("rdn-medium-x{scale}"),
-        &repo().join(format!("models/sr/rdn-medium-x{scale}.onnx")),
-        scale,
+        &repo().join(format!("models/rdn-medium-x{scale}/model.onnx")),
+        &ImageToImageSpec::for_scale(scale),
         &opts,
     )
     .unwrap()
@@ -189,8 +193,8 @@ fn a_cancelled_upscale_stops_at_once_and_the_model_works_after() {
 fn a_wrong_scale_is_refused_when_the_model_opens() {
     let e = Upscaler::open(
         "rdn-medium-x2",
-        &repo().join("models/sr/rdn-medium-x2.onnx"),
-        4,
+        &repo().join("models/rdn-medium-x2/model.onnx"),
+        &ImageToImageSpec::for_scale(4),
         &RuntimeOptions::default(),
     )
     .unwrap_err();
@@ -198,9 +202,80 @@ fn a_wrong_scale_is_refused_when_the_model_opens() {
     let e = Upscaler::open(
         "nanodet",
         &repo().join("models/nanodet-m-416/model.onnx"),
-        2,
+        &ImageToImageSpec::for_scale(2),
         &RuntimeOptions::default(),
     )
     .unwrap_err();
     assert!(matches!(e, InferError::InvalidModel { .. }), "{e}");
+}
+
+fn sr_manifest(name: &str, scale: u32) -> ImageToImageManifest {
+    ImageToImageManifest {
+        name: name.into(),
+        task: Task::ImageToImage,
+        description: None,
+        image_to_image: ImageToImageSpec::for_scale(scale),
+    }
+}
+
+#[test]
+fn image_to_image_models_in_the_registry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::with_builtin(tmp.path(), Some(repo().join("models"))).unwrap();
+    let names = |v: Vec<sightline_inference::ModelRecord>| -> Vec<String> {
+        v.into_iter().map(|r| r.name).collect()
+    };
+    assert_eq!(
+        names(reg.of_task(Task::ImageToImage).unwrap()),
+        ["rdn-medium-x2", "rdn-medium-x4"]
+    );
+    // By scale, by name, and the wrong requests.
+    let by = |n: Option<&str>, s: Option<u32>| reg.find_image_to_image(n, s);
+    assert_eq!(by(None, Some(4)).unwrap().name, "rdn-medium-x4");
+    assert_eq!(by(Some("rdn-medium-x2"), None).unwrap().name, "rdn-medium-x2");
+    let e = by(None, Some(3)).unwrap_err();
+    assert!(e.to_string().contains("3 is not offered (offered: 2, 4)"), "{e}");
+    let e = by(Some("rdn-medium-x2"), Some(4)).unwrap_err();
+    assert!(e.to_string().contains("does not match"), "{e}");
+    let e = by(Some("nanodet-m-416"), None).unwrap_err();
+    assert!(e.to_string().contains("is a detect model"), "{e}");
+    assert!(matches!(
+        by(Some("nope"), None),
+        Err(InferError::ModelNotFound(_))
+    ));
+    // A shipped image-to-image model is not a detector.
+    let rec = reg.get("rdn-medium-x2").unwrap();
+    assert!(rec.manifest.detector().is_err());
+
+    // Adding: the same network under a new name, validated by a dry run.
+    let onnx = repo().join("models/rdn-medium-x2/model.onnx");
+    let rec = reg.add(&onnx, sr_manifest("my-sr", 2)).unwrap();
+    assert_eq!(rec.manifest.image_to_image().unwrap().scale, 2);
+    let up = Upscaler::from_record(&reg.get("my-sr").unwrap(), &RuntimeOptions::default())
+        .unwrap();
+    assert_eq!(up.scale(), 2);
+    assert_eq!(
+        names(reg.of_task(Task::ImageToImage).unwrap()),
+        ["rdn-medium-x2", "rdn-medium-x4", "my-sr"]
+    );
+    // The built-in stays the default of its scale.
+    assert_eq!(by(None, Some(2)).unwrap().name, "rdn-medium-x2");
+    reg.remove("my-sr").unwrap();
+
+    // A scale the network does not have, and a detector's file, are refused by the dry run
+    // and leave nothing behind.
+    let e = reg.add(&onnx, sr_manifest("sr-x3", 3)).unwrap_err();
+    assert!(e.to_string().contains("expected [1,3,24,24] for ×3"), "{e}");
+    let e = reg
+        .add(
+            &repo().join("models/nanodet-m-416/model.onnx"),
+            sr_manifest("not-sr", 2),
+        )
+        .unwrap_err();
+    assert!(matches!(e, InferError::InvalidModel { .. }), "{e}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A detector by the name of an image-to-image model cannot open as one.
+    let det = reg.get("nanodet-m-416").unwrap();
+    assert!(Upscaler::from_record(&det, &RuntimeOptions::default()).is_err());
 }

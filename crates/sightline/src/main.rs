@@ -38,7 +38,7 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Detect objects in images.
     Infer(cmd::infer::InferArgs),
-    /// Upscale a picture with a shipped super-resolution model.
+    /// Upscale a picture with an image-to-image (super-resolution) model.
     Upscale(cmd::upscale::UpscaleArgs),
     /// Manage the model registry.
     #[command(subcommand)]

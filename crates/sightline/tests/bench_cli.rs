@@ -132,4 +132,19 @@ fn upscale_writes_a_sharper_png() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A detector is not an image-to-image model.
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .current_dir(&repo)
+        .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
+        .args(["upscale", "--model", "nanodet-m-416", "-o"])
+        .arg(dir.path().join("n.png"))
+        .arg(fixtures.join("plate_lr_x4.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a detect model, not image_to_image"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

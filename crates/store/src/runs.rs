@@ -403,18 +403,7 @@ impl Store {
     pub async fn request_stop(&self, id: &RunId) -> Result<RunRecord> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let sql = match tx.dialect() {
-            crate::Backend::Sqlite => "SELECT state FROM runs WHERE id = $1",
-            crate::Backend::Postgres => "SELECT state FROM runs WHERE id = $1 FOR UPDATE",
-        };
-        let state: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(sql)
-            .bind(id.as_str())
-            .fetch_optional(&mut *c)
-            .await?);
-        let Some(state) = state else {
-            return Err(StoreError::not_found("run", id.as_str()));
-        };
-        let state = parse_state(&state, id.as_str())?;
+        let state = locked_state(&mut tx, id).await?;
         if !state.is_terminal() {
             on_tx!(&mut tx, c => sqlx::query(
                 "UPDATE runs SET desired_state = 'stop', updated_at = $2 WHERE id = $1")
@@ -461,18 +450,7 @@ impl Store {
     pub async fn restart_run(&self, id: &RunId) -> Result<RunRecord> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let sql = match tx.dialect() {
-            crate::Backend::Sqlite => "SELECT state FROM runs WHERE id = $1",
-            crate::Backend::Postgres => "SELECT state FROM runs WHERE id = $1 FOR UPDATE",
-        };
-        let state: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(sql)
-            .bind(id.as_str())
-            .fetch_optional(&mut *c)
-            .await?);
-        let Some(state) = state else {
-            return Err(StoreError::not_found("run", id.as_str()));
-        };
-        let state = parse_state(&state, id.as_str())?;
+        let state = locked_state(&mut tx, id).await?;
         if !state.is_terminal() {
             return Err(StoreError::conflict(
                 "run",
@@ -616,6 +594,23 @@ impl Store {
 
 /// Appends a row to `run_transitions`.
 #[allow(clippy::too_many_arguments)]
+/// The run's state, its row locked for the rest of the write transaction (`FOR UPDATE` on
+/// PostgreSQL; SQLite's write transaction already excludes other writers).
+async fn locked_state(tx: &mut crate::store::Tx, id: &RunId) -> Result<RunState> {
+    let sql = match tx.dialect() {
+        crate::Backend::Sqlite => "SELECT state FROM runs WHERE id = $1",
+        crate::Backend::Postgres => "SELECT state FROM runs WHERE id = $1 FOR UPDATE",
+    };
+    let state: Option<String> = on_tx!(tx, c => sqlx::query_scalar(sql)
+        .bind(id.as_str())
+        .fetch_optional(&mut *c)
+        .await?);
+    let Some(state) = state else {
+        return Err(StoreError::not_found("run", id.as_str()));
+    };
+    Ok(parse_state(&state, id.as_str())?)
+}
+
 pub(crate) async fn insert_transition(
     tx: &mut crate::store::Tx,
     run: &str,

@@ -809,7 +809,9 @@ async function pageConfig(name) {
 async function pageModels() {
   const models = await api('GET', '/v1/models');
   const rows = models.map(m => h('tr', {},
-    h('td', {}, m.name), h('td', {}, m.manifest.family || ''), h('td', {}, (m.manifest.input && m.manifest.input.width) ? `${m.manifest.input.width}×${m.manifest.input.height}` : ''),
+    h('td', {}, m.name),
+    h('td', {}, m.manifest.task === 'image_to_image' ? `image_to_image ×${m.manifest.image_to_image.scale}` : (m.manifest.family || '')),
+    h('td', {}, (m.manifest.input && m.manifest.input.width) ? `${m.manifest.input.width}×${m.manifest.input.height}` : (m.manifest.image_to_image ? `any (tiles of ${m.manifest.image_to_image.tile})` : '')),
     h('td', {}, `${(m.size_bytes / 1e6).toFixed(1)} MB`), h('td', { class: 'small muted' }, m.sha256.slice(0, 12)),
     h('td', {}, m.loaded ? 'loaded' : ''), h('td', {}, m.builtin ? 'built-in' : ''),
     h('td', {}, isAdmin() && !m.builtin ? h('button', { class: 'danger', onclick: async () => {

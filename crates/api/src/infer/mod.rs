@@ -99,6 +99,8 @@ pub(crate) struct Parsed {
     pub(crate) annotate: bool,
     pub(crate) score_threshold: Option<f32>,
     pub(crate) scale_factor: Option<u32>,
+    /// The request was JSON (answered in JSON; a raw or multipart upscale gets the PNG).
+    pub(crate) json: bool,
 }
 
 /// Detect objects in one image, or upscale it with an image-to-image model.
@@ -162,16 +164,11 @@ pub(crate) async fn infer(
         None => InferQuery::default(),
     };
     let bytes = read_capped(&parts.headers, body, g.max_body_bytes).await?;
-    let json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"));
     let mut p = parse_body(parts, bytes).await?;
     p.model = p.model.or(query.model);
     p.scale_factor = p.scale_factor.or(query.scale_factor);
-    if upscale::wanted(&p) {
-        return upscale::serve(&state, p, json, t0).await;
+    if let Some(rec) = upscale::route(&state, &p).await? {
+        return upscale::serve(&state, rec, p, t0).await;
     }
     p.annotate |= query.annotate.unwrap_or(false);
     p.score_threshold = p.score_threshold.or(query.score_threshold);
@@ -195,19 +192,7 @@ pub(crate) async fn infer(
 
     // 6. An inference slot.
     let slot_timeout = Duration::from_millis(g.slot_timeout_ms);
-    let permit = match tokio::time::timeout(slot_timeout, inner.slots.clone().acquire_owned()).await
-    {
-        Ok(Ok(p)) => p,
-        Ok(Err(_)) => return Err(ApiError::unavailable("shutting_down", "server is stopping")),
-        Err(_) => {
-            Rejection::SlotTimeout.emit();
-            return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "slot_timeout",
-                format!("no inference slot free within {} ms", g.slot_timeout_ms),
-            ));
-        }
-    };
+    let permit = acquire_slot(&state, tokio::time::Instant::now() + slot_timeout).await?;
     let opts = DetectOptions {
         score_threshold: p.score_threshold,
         ..DetectOptions::default()
@@ -359,6 +344,7 @@ pub(crate) async fn parse_body(
             annotate: false,
             score_threshold: None,
             scale_factor: None,
+            json: false,
         })
     } else {
         Err(ApiError::new(
@@ -402,6 +388,7 @@ fn parse_json(bytes: &[u8]) -> ApiResult<Parsed> {
         annotate: j.annotate.unwrap_or(false),
         score_threshold: j.score_threshold,
         scale_factor: j.scale_factor,
+        json: true,
     })
 }
 
@@ -416,6 +403,7 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
         annotate: false,
         score_threshold: None,
         scale_factor: None,
+        json: false,
     };
     let mut have_image = false;
     while let Some(field) = mp.next_field().await.map_err(|e| bad(e.body_text()))? {
@@ -452,21 +440,52 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
     Ok(out)
 }
 
-/// The batcher client for `name`, loading the model on first use.
-async fn client_for(state: &ApiState, name: &str) -> ApiResult<Arc<InferClient>> {
-    // Registry names only: the cache also resolves file paths, which clients must not reach.
+/// An inference slot by `deadline`: 504 `slot_timeout` when none is free in time, 503 when the
+/// server is stopping.
+pub(crate) async fn acquire_slot(
+    state: &ApiState,
+    deadline: tokio::time::Instant,
+) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    let inner = &state.inner;
+    match tokio::time::timeout_at(deadline, inner.slots.clone().acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(_)) => Err(ApiError::unavailable("shutting_down", "server is stopping")),
+        Err(_) => {
+            Rejection::SlotTimeout.emit();
+            Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "slot_timeout",
+                format!(
+                    "no inference slot free within {} ms",
+                    inner.opts.infer.slot_timeout_ms
+                ),
+            ))
+        }
+    }
+}
+
+/// Registry names only: the model cache also resolves file paths, which clients must not
+/// reach.
+pub(crate) fn check_model_name(name: &str) -> ApiResult<()> {
     let valid = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !valid {
-        return Err(ApiError::unprocessable(
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
             "invalid_request",
             format!("invalid model name {name:?}"),
-        ));
+        ))
     }
+}
+
+/// The batcher client for `name`, loading the model on first use.
+async fn client_for(state: &ApiState, name: &str) -> ApiResult<Arc<InferClient>> {
+    check_model_name(name)?;
     let models = state.inner.models.clone();
     let n = name.to_owned();
     let model: Arc<SharedModel> = blocking(move || models.get(&n)).await??;

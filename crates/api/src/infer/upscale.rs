@@ -20,9 +20,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use metrics::{counter, histogram};
 use serde::Serialize;
-use sightline_inference::{
-    Cancel, InferError, RgbPicture, TileOptions, Upscaler, builtin_upscalers,
-};
+use sightline_inference::{Cancel, InferError, ModelRecord, RgbPicture, Task, Upscaler};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
@@ -40,81 +38,62 @@ pub struct UpscaleResponse {
     pub latency_ms: f64,
 }
 
-/// Whether the request is for an image-to-image model: it gives a scale factor or names one.
-pub(crate) fn wanted(p: &Parsed) -> bool {
-    p.scale_factor.is_some()
-        || p.model
-            .as_deref()
-            .is_some_and(|m| builtin_upscalers().iter().any(|b| b.name == m))
+/// The image-to-image model the request is for, if it is for one: it gives a scale factor, or
+/// names a registered model whose task is `image_to_image`.
+pub(crate) async fn route(state: &ApiState, p: &Parsed) -> ApiResult<Option<ModelRecord>> {
+    if let Some(m) = &p.model {
+        super::check_model_name(m)?;
+    }
+    let models = state.inner.models.clone();
+    let (name, scale) = (p.model.clone(), p.scale_factor);
+    blocking(move || {
+        let registry = models.registry();
+        if scale.is_none() {
+            // Only a named model can make a request without scale_factor an upscale.
+            let Some(n) = &name else { return Ok(None) };
+            match registry.get(n) {
+                Ok(r) if r.manifest.task() == Task::ImageToImage => {}
+                // Detectors, and unknown names (answered 404 by the detection path).
+                _ => return Ok(None),
+            }
+        }
+        registry
+            .find_image_to_image(name.as_deref(), scale)
+            .map(Some)
+            .map_err(ApiError::from)
+    })
+    .await?
 }
 
-/// The model for the request: by name, else the default of the scale factor.
-async fn model_for(state: &ApiState, p: &Parsed) -> ApiResult<Arc<Upscaler>> {
-    let known = builtin_upscalers();
-    let entry = match (&p.model, p.scale_factor) {
-        (Some(m), _) => known
-            .iter()
-            .find(|b| b.name == m)
-            .ok_or_else(|| ApiError::not_found(format!("no image-to-image model {m:?}")))?,
-        (None, Some(s)) => known.iter().find(|b| b.scale == s).ok_or_else(|| {
-            let scales: Vec<String> = known.iter().map(|b| b.scale.to_string()).collect();
-            ApiError::unprocessable(
-                "invalid_request",
-                format!(
-                    "scale_factor: {s} is not offered (offered: {})",
-                    scales.join(", ")
-                ),
-            )
-        })?,
-        (None, None) => unreachable!("wanted() checked"),
-    };
-    if let (Some(s), true) = (p.scale_factor, p.model.is_some())
-        && s != entry.scale
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_request",
-            format!(
-                "scale_factor: {s} does not match model {} (×{})",
-                entry.name, entry.scale
-            ),
-        ));
-    }
-    if let Some(m) = state.inner.upscalers.lock().get(entry.name) {
+/// The loaded model of `rec`, opened (and dry-run) on first use; one open per file even when
+/// the first requests come together.
+async fn upscaler(state: &ApiState, rec: ModelRecord) -> ApiResult<Arc<Upscaler>> {
+    let mut loaded = state.inner.upscalers.lock().await;
+    if let Some(m) = loaded.get(&rec.sha256) {
         return Ok(m.clone());
     }
-    let dir = sightline_inference::builtin_models_dir()
-        .map(|d| d.join("sr"))
-        .ok_or_else(|| {
-            ApiError::unavailable(
-                "inference_unavailable",
-                "the shipped models/ folder is missing",
-            )
-        })?;
     let opts = state.inner.models.runtime_options().clone();
-    let (name, file, scale) = (entry.name, entry.file, entry.scale);
-    let up = blocking(move || {
-        Upscaler::open(name, &dir.join(file), scale, &opts).map_err(ApiError::from)
-    })
-    .await??;
+    let sha = rec.sha256.clone();
+    let up = blocking(move || Upscaler::from_record(&rec, &opts).map_err(ApiError::from)).await??;
     let up = Arc::new(up);
-    state.inner.upscalers.lock().insert(name, up.clone());
+    loaded.insert(sha, up.clone());
     Ok(up)
 }
 
 pub(crate) async fn serve(
     state: &ApiState,
+    rec: ModelRecord,
     p: Parsed,
-    json: bool,
     t0: Instant,
 ) -> ApiResult<Response> {
     let inner = &state.inner;
     let g = &inner.opts.infer;
-    let model = model_for(state, &p).await?;
+    let model = upscaler(state, rec).await?;
     let scale = model.scale();
 
     // 4 + 5. Decode (pixel limit from the header first), then the result's size.
     let max_pixels = g.max_pixels;
-    let image = p.image;
+    let (image, json) = (p.image, p.json);
     let frame = blocking(move || super::decode(&image, max_pixels)).await??;
     let (w, h) = (frame.width, frame.height);
     let out_pixels = w as u64 * h as u64 * u64::from(scale * scale);
@@ -136,19 +115,7 @@ pub(crate) async fn serve(
     // 6. A slot, and the run, within the slot timeout; a run still going then is cancelled.
     let budget = Duration::from_millis(g.slot_timeout_ms);
     let deadline = tokio::time::Instant::now() + budget;
-    let permit = match tokio::time::timeout_at(deadline, inner.slots.clone().acquire_owned()).await
-    {
-        Ok(Ok(p)) => p,
-        Ok(Err(_)) => return Err(ApiError::unavailable("shutting_down", "server is stopping")),
-        Err(_) => {
-            Rejection::SlotTimeout.emit();
-            return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "slot_timeout",
-                format!("no inference slot free within {} ms", g.slot_timeout_ms),
-            ));
-        }
-    };
+    let permit = super::acquire_slot(state, deadline).await?;
     let cancel = Cancel::new().map_err(ApiError::from)?;
     // A client that goes away cancels its upscale too (this future is dropped then).
     let mut on_drop = CancelOnDrop(Some(cancel.clone()));
@@ -160,7 +127,7 @@ pub(crate) async fn serve(
     // ended, not before.
     let mut job = tokio::task::spawn_blocking(move || {
         let _slot = permit;
-        m2.upscale(&pic, TileOptions::default(), Some(&c2), &mut |done, _| {
+        m2.upscale(&pic, m2.tiles(), Some(&c2), &mut |done, _| {
             t2.store(done, std::sync::atomic::Ordering::Relaxed)
         })
     });

@@ -61,11 +61,20 @@ pub(crate) async fn validate_body(state: &ApiState, body: &Value) -> ApiResult<V
         .map_err(|e| ApiError::fields("invalid_config", &e.field_errors()))?;
     let models = state.inner.models.clone();
     let name = cfg.model.name.clone();
-    let labels =
-        blocking(move || models.registry().get(&name).map(|r| r.manifest.labels())).await?;
+    let labels = blocking(move || {
+        models
+            .registry()
+            .get(&name)
+            .map(|r| r.manifest.detector().map(|m| m.labels()))
+    })
+    .await?;
     let mut errs = FieldErrors::new();
     let labels = match labels {
-        Ok(l) => Some(l),
+        Ok(Ok(l)) => Some(l),
+        Ok(Err(not_a_detector)) => {
+            errs.push("model.name", not_a_detector.to_string());
+            None
+        }
         Err(sightline_inference::InferError::ModelNotFound(_)) => {
             errs.push(
                 "model.name",

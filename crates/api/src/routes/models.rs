@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sightline_inference::{ModelManifest, ModelRecord};
+use sightline_inference::{Manifest, ModelRecord};
 use sightline_store::NewModel;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
@@ -66,11 +66,11 @@ pub(crate) const MAX_MANIFEST_BYTES: usize = 1 << 20;
 
 /// The `manifest` form field: JSON when it starts with `{`, TOML otherwise; parsed and
 /// validated (422 `invalid_manifest` naming every bad field) before the ONNX file is used.
-pub(crate) fn parse_manifest(text: &str) -> ApiResult<ModelManifest> {
+pub(crate) fn parse_manifest(text: &str) -> ApiResult<Manifest> {
     let manifest = if text.trim_start().starts_with('{') {
-        ModelManifest::from_json_str(text)?
+        Manifest::from_json_str(text)?
     } else {
-        ModelManifest::from_toml_str(text)?
+        Manifest::from_toml_str(text)?
     };
     manifest.validate()?;
     Ok(manifest)

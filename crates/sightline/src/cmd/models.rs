@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use sightline_config::ServerConfig;
-use sightline_inference::{ModelManifest, Registry};
+use sightline_inference::{Manifest, ModelRecord, Registry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,19 +27,36 @@ pub enum ModelsCmd {
     Remove { name: String },
 }
 
+/// What a model is, in a few words: `nanodet 416x416, 80 classes` or `image_to_image ×2`.
+fn what(r: &ModelRecord) -> String {
+    match &r.manifest {
+        Manifest::Detect(m) => format!(
+            "{} {}x{}, {} classes",
+            m.family.as_str(),
+            m.input.width,
+            m.input.height,
+            m.labels().len()
+        ),
+        Manifest::ImageToImage(m) => format!(
+            "image_to_image ×{}, tile {}",
+            m.image_to_image.scale, m.image_to_image.tile
+        ),
+    }
+}
+
 pub fn main(server: &ServerConfig, c: ModelsCmd) -> anyhow::Result<ExitCode> {
     sightline_inference::init_runtime(server.inference.library_path.as_deref())?;
     let registry = Registry::open(server.data_dir.join("models"))?;
     match c {
         ModelsCmd::Add { onnx, manifest } => {
-            let m = ModelManifest::from_path(&manifest)
+            let m = Manifest::from_path(&manifest)
                 .with_context(|| format!("manifest {}", manifest.display()))?;
             let rec = registry.add(&onnx, m)?;
             super::say(&format!(
-                "added {} (sha256 {}, {} classes, {} bytes)",
+                "added {} (sha256 {}, {}, {} bytes)",
                 rec.name,
                 rec.sha256,
-                rec.manifest.labels().len(),
+                what(&rec),
                 rec.size_bytes
             ));
         }
@@ -50,12 +67,9 @@ pub fn main(server: &ServerConfig, c: ModelsCmd) -> anyhow::Result<ExitCode> {
             } else {
                 for r in list {
                     super::say(&format!(
-                        "{:<24} {:<10} {}x{}  {} classes  {}{}",
+                        "{:<24} {:<34} {}{}",
                         r.name,
-                        r.manifest.family.as_str(),
-                        r.manifest.input.width,
-                        r.manifest.input.height,
-                        r.manifest.labels().len(),
+                        what(&r),
                         &r.sha256[..12],
                         if r.builtin { "  (built-in)" } else { "" }
                     ));

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sightline_config::ServerConfig;
-use sightline_inference::{RgbPicture, TileOptions, Upscaler, builtin_upscalers};
+use sightline_inference::{InferError, Registry, RgbPicture, Task, TileOptions, Upscaler};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,62 +17,66 @@ pub struct UpscaleArgs {
     #[arg(long, short = 'o')]
     pub out: PathBuf,
     /// Scale factor; picks the default model of that scale.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=4))]
-    pub scale: u32,
-    /// Model name (see `models/sr/`); overrides `--scale`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub scale: Option<u32>,
+    /// Model name: a shipped or registered `image_to_image` model (`sightline models list`).
     #[arg(long, short = 'm')]
     pub model: Option<String>,
-    /// Largest tile side fed to the network (pixels).
-    #[arg(long, default_value_t = 256)]
-    pub tile: u32,
-    /// Context taken from neighbouring tiles (pixels).
-    #[arg(long, default_value_t = 16)]
-    pub overlap: u32,
+    /// Largest tile side fed to the network (pixels; default the model's manifest).
+    #[arg(long)]
+    pub tile: Option<u32>,
+    /// Context taken from neighbouring tiles (pixels; default the model's manifest).
+    #[arg(long)]
+    pub overlap: Option<u32>,
     /// Largest picture accepted, in pixels (checked from the header, before decoding).
     #[arg(long, default_value_t = 16_000_000)]
     pub max_pixels: u64,
 }
 
 pub fn main(server: &ServerConfig, a: UpscaleArgs) -> anyhow::Result<ExitCode> {
-    let known = builtin_upscalers();
-    let entry = match &a.model {
-        Some(m) => known.iter().find(|b| b.name == m).with_context(|| {
-            let names: Vec<_> = known.iter().map(|b| b.name).collect();
-            format!(
-                "no image-to-image model `{m}` (known: {})",
-                names.join(", ")
-            )
-        })?,
-        None => known
-            .iter()
-            .find(|b| b.scale == a.scale)
-            .with_context(|| format!("no shipped model for ×{}", a.scale))?,
-    };
-    if a.tile == 0 {
+    if a.tile == Some(0) {
         anyhow::bail!("--tile must be at least 1");
     }
-    let dir = sightline_inference::builtin_models_dir()
-        .context("the shipped models/ folder was not found")?
-        .join("sr");
     sightline_inference::init_runtime(server.inference.library_path.as_deref())?;
+    let registry = Registry::open(server.data_dir.join("models"))?;
+    // Without either, ×2.
+    let scale = a.scale.or(if a.model.is_none() { Some(2) } else { None });
+    let rec = registry
+        .find_image_to_image(a.model.as_deref(), scale)
+        .map_err(|e| match e {
+            InferError::ModelNotFound(n) => {
+                let known: Vec<String> = registry
+                    .of_task(Task::ImageToImage)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r.name)
+                    .collect();
+                anyhow::anyhow!(
+                    "no image-to-image model `{n}` (known: {})",
+                    known.join(", ")
+                )
+            }
+            other => other.into(),
+        })?;
     let opts = sightline_engine::runtime_options(&server.inference, &server.data_dir);
-    let up = Upscaler::open(entry.name, &dir.join(entry.file), entry.scale, &opts)?;
+    let up = Upscaler::from_record(&rec, &opts)?;
+    let scale = up.scale();
 
     let frame = sightline_inference::decode_image_file(&a.image, a.max_pixels)
         .with_context(|| format!("reading {}", a.image.display()))?;
     let (w, h) = (frame.width, frame.height);
-    let out_pixels = w as u64 * h as u64 * (entry.scale as u64).pow(2);
+    let out_pixels = w as u64 * h as u64 * (scale as u64).pow(2);
     if out_pixels > 4 * a.max_pixels {
         anyhow::bail!(
             "the result would be {}x{} ({out_pixels} pixels), over 4 × --max-pixels",
-            w * entry.scale,
-            h * entry.scale
+            w * scale,
+            h * scale
         );
     }
     let pic = RgbPicture::new(w, h, frame.data)?;
     let tiles = TileOptions {
-        tile: a.tile,
-        overlap: a.overlap,
+        tile: a.tile.unwrap_or(up.tiles().tile),
+        overlap: a.overlap.unwrap_or(up.tiles().overlap),
     };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tiles")

@@ -5,7 +5,7 @@
 //!   (off, on, off, on) and compared by median;
 //! - CPU of a real-time run (10 fps, as a camera) with continuous recording off vs on.
 //!
-//! `cargo run --release -p sightline-engine --example media_bench`
+//! `cargo run --release -p sightline-engine --example media_store_bench`
 
 #![allow(clippy::print_stdout)]
 
