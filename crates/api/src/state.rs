@@ -143,7 +143,7 @@ pub(crate) struct Inner {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// One batcher client per loaded model (by content hash), shared by all API requests.
     pub clients: parking_lot::Mutex<HashMap<String, Arc<InferClient>>>,
-    /// Image-to-image models (by content hash), opened on first use.
+    /// Image-to-image models (by `name@sha256`), opened on first use.
     pub upscalers: tokio::sync::Mutex<HashMap<String, Arc<sightline_inference::Upscaler>>>,
     /// Set by [`ApiState::begin_shutdown`]: endless responses (SSE) end so the server can
     /// drain.

@@ -274,6 +274,11 @@ impl Upscaler {
         &self.provider
     }
 
+    /// What the manifest says of the model.
+    pub fn spec(&self) -> &ImageToImageSpec {
+        &self.spec
+    }
+
     /// The tiling the manifest asks for.
     pub fn tiles(&self) -> TileOptions {
         TileOptions {

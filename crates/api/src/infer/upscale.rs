@@ -65,15 +65,20 @@ pub(crate) async fn route(state: &ApiState, p: &Parsed) -> ApiResult<Option<Mode
     .await?
 }
 
-/// The loaded model of `rec`, opened (and dry-run) on first use; one open per file even when
-/// the first requests come together.
+/// The loaded model of `rec`, opened (and dry-run) on first use; one open per model even when
+/// the first requests come together. Kept by name and file: the same file may be registered
+/// under two names with different manifests (tiling), and a name removed and added again
+/// with another manifest is opened again.
 async fn upscaler(state: &ApiState, rec: ModelRecord) -> ApiResult<Arc<Upscaler>> {
+    let key = format!("{}@{}", rec.name, rec.sha256);
     let mut loaded = state.inner.upscalers.lock().await;
-    if let Some(m) = loaded.get(&rec.sha256) {
+    if let Some(m) = loaded.get(&key)
+        && Some(m.spec()) == rec.manifest.image_to_image()
+    {
         return Ok(m.clone());
     }
     let opts = state.inner.models.runtime_options().clone();
-    let sha = rec.sha256.clone();
+    let sha = key;
     let up = blocking(move || Upscaler::from_record(&rec, &opts).map_err(ApiError::from)).await??;
     let up = Arc::new(up);
     loaded.insert(sha, up.clone());
