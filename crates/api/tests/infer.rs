@@ -7,9 +7,9 @@ use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use common::*;
 use serde_json::json;
-use std::path::PathBuf;
 use sightline_api::{ApiOptions, AuthMode, router};
 use sightline_config::server::InferGuards;
+use std::path::PathBuf;
 
 fn frame_png() -> Vec<u8> {
     std::fs::read(fixture_path("vtest_frame100.png")).unwrap()
@@ -456,7 +456,10 @@ async fn an_uploaded_image_to_image_model_serves_upscales_and_is_no_detector() {
         "{}",
         r.json()
     );
-    let (ct, body) = multipart(&[("manifest", None, manifest), ("onnx", Some("sr.onnx"), &onnx)]);
+    let (ct, body) = multipart(&[
+        ("manifest", None, manifest),
+        ("onnx", Some("sr.onnx"), &onnx),
+    ]);
     let r = send(&app, Method::POST, "/v1/models", None, Some(&ct), body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
     assert_eq!(r.json()["manifest"]["task"], "image_to_image");
@@ -470,9 +473,17 @@ async fn an_uploaded_image_to_image_model_serves_upscales_and_is_no_detector() {
         &json!({"image": b64(&plate_lr(2)), "model": "plate-sr"}),
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.bytes));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.bytes)
+    );
     let j = r.json();
-    assert_eq!((j["model"].as_str(), j["scale_factor"].as_u64()), (Some("plate-sr"), Some(2)));
+    assert_eq!(
+        (j["model"].as_str(), j["scale_factor"].as_u64()),
+        (Some("plate-sr"), Some(2))
+    );
     let png = base64::engine::general_purpose::STANDARD
         .decode(j["image"].as_str().unwrap())
         .unwrap();
@@ -481,6 +492,8 @@ async fn an_uploaded_image_to_image_model_serves_upscales_and_is_no_detector() {
     // Tiles of 64 with an overlap of 8 instead of one tile: the quality is the same.
     let p = sightline_inference::upscale::psnr_y(&sr, &hr, 2).unwrap();
     assert!((p - 24.96).abs() <= 0.05, "{p:.3} dB");
+    let r = send(&app, Method::GET, "/v1/models/plate-sr", None, None, vec![]).await;
+    assert_eq!(r.json()["loaded"], true, "{}", r.json());
     // The shipped model stays the default of its scale.
     let r = post_json(
         &app,

@@ -596,7 +596,10 @@ async fn upscale_load_at_the_seeds_design_point() {
             (504, Some("inference_timeout"))
         );
         let next = post(&http, &url, tiny.clone()).await;
-        assert_eq!(next.status, 200, "the slot was not free after the 504: {next:?}");
+        assert_eq!(
+            next.status, 200,
+            "the slot was not free after the 504: {next:?}"
+        );
         freed.push(next.latency.saturating_sub(alone));
     }
     freed.sort();

@@ -362,7 +362,10 @@ impl ImageToImageSpec {
             ("output_range", self.output_range),
         ] {
             if !lo.is_finite() || !hi.is_finite() || lo >= hi {
-                errs.push(at(f), format!("[{lo}, {hi}] must be finite with low < high"));
+                errs.push(
+                    at(f),
+                    format!("[{lo}, {hi}] must be finite with low < high"),
+                );
             }
         }
         if self.input.as_deref().is_some_and(str::is_empty) {
@@ -430,7 +433,8 @@ impl Manifest {
         Ok(match task_of(t.task)? {
             Task::Detect => Manifest::Detect(ModelManifest::from_toml_str(s)?),
             Task::ImageToImage => Manifest::ImageToImage(
-                toml::from_str(s).map_err(|e| InferError::ManifestParse(e.message().to_string()))?,
+                toml::from_str(s)
+                    .map_err(|e| InferError::ManifestParse(e.message().to_string()))?,
             ),
         })
     }
@@ -607,7 +611,10 @@ scale = 2
         any.validate().unwrap();
         assert!(any.detector().is_err());
         // Round trips through TOML and JSON.
-        assert_eq!(Manifest::from_toml_str(&any.to_toml_string().unwrap()).unwrap(), any);
+        assert_eq!(
+            Manifest::from_toml_str(&any.to_toml_string().unwrap()).unwrap(),
+            any
+        );
         let json = serde_json::to_string(&any).unwrap();
         assert_eq!(Manifest::from_json_str(&json).unwrap(), any);
         // A manifest without `task` is a detector (manifests from before image_to_image).

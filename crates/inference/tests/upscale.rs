@@ -232,9 +232,15 @@ fn image_to_image_models_in_the_registry() {
     // By scale, by name, and the wrong requests.
     let by = |n: Option<&str>, s: Option<u32>| reg.find_image_to_image(n, s);
     assert_eq!(by(None, Some(4)).unwrap().name, "rdn-medium-x4");
-    assert_eq!(by(Some("rdn-medium-x2"), None).unwrap().name, "rdn-medium-x2");
+    assert_eq!(
+        by(Some("rdn-medium-x2"), None).unwrap().name,
+        "rdn-medium-x2"
+    );
     let e = by(None, Some(3)).unwrap_err();
-    assert!(e.to_string().contains("3 is not offered (offered: 2, 4)"), "{e}");
+    assert!(
+        e.to_string().contains("3 is not offered (offered: 2, 4)"),
+        "{e}"
+    );
     let e = by(Some("rdn-medium-x2"), Some(4)).unwrap_err();
     assert!(e.to_string().contains("does not match"), "{e}");
     let e = by(Some("nanodet-m-416"), None).unwrap_err();
@@ -251,8 +257,7 @@ fn image_to_image_models_in_the_registry() {
     let onnx = repo().join("models/rdn-medium-x2/model.onnx");
     let rec = reg.add(&onnx, sr_manifest("my-sr", 2)).unwrap();
     assert_eq!(rec.manifest.image_to_image().unwrap().scale, 2);
-    let up = Upscaler::from_record(&reg.get("my-sr").unwrap(), &RuntimeOptions::default())
-        .unwrap();
+    let up = Upscaler::from_record(&reg.get("my-sr").unwrap(), &RuntimeOptions::default()).unwrap();
     assert_eq!(up.scale(), 2);
     assert_eq!(
         names(reg.of_task(Task::ImageToImage).unwrap()),

@@ -593,7 +593,6 @@ impl Store {
 }
 
 /// Appends a row to `run_transitions`.
-#[allow(clippy::too_many_arguments)]
 /// The run's state, its row locked for the rest of the write transaction (`FOR UPDATE` on
 /// PostgreSQL; SQLite's write transaction already excludes other writers).
 async fn locked_state(tx: &mut crate::store::Tx, id: &RunId) -> Result<RunState> {
@@ -611,6 +610,7 @@ async fn locked_state(tx: &mut crate::store::Tx, id: &RunId) -> Result<RunState>
     Ok(parse_state(&state, id.as_str())?)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_transition(
     tx: &mut crate::store::Tx,
     run: &str,

@@ -39,7 +39,12 @@ fn dto(state: &ApiState, r: ModelRecord) -> ModelDto {
         .models
         .loaded()
         .iter()
-        .any(|m| m.manifest().name == r.name);
+        .any(|m| m.manifest().name == r.name)
+        || state
+            .inner
+            .upscalers
+            .try_lock()
+            .is_ok_and(|m| m.contains_key(&format!("{}@{}", r.name, r.sha256)));
     ModelDto {
         manifest: serde_json::to_value(&r.manifest).unwrap_or_default(),
         name: r.name,
