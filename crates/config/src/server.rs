@@ -537,6 +537,40 @@ mod tests {
         assert!(c.api_is_loopback());
     }
 
+    /// The server configs shipped for compose and Kubernetes load, with the environment the
+    /// deployments set (compose.yaml, deploy/k8s), and mean what their comments say.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type, not ours
+    fn deployment_configs_load_with_their_environment() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for f in [
+            "deploy/compose/sightline.toml",
+            "deploy/k8s/base/sightline.toml",
+        ] {
+            let path = root.join(f);
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("SIGHTLINE_DATABASE_URL", "postgres://u:p@db:5432/sightline");
+                jail.set_env("SIGHTLINE_WORKER_ID", "sightline-worker-7d9f-abc");
+                jail.set_env("SIGHTLINE_RTSP__PUBLIC_HOST", "10.1.2.3");
+                jail.set_env("SIGHTLINE_HEALTH_PORT", "9464");
+                jail.set_env("SIGHTLINE_INFERENCE__PROVIDER", "cuda");
+                jail.set_env("SIGHTLINE_INFERENCE__FALLBACK_TO_CPU", "false");
+                jail.set_env("SIGHTLINE_ENGINE__MAX_RUNS", "32");
+                let c = ServerConfig::load(Some(&path)).unwrap_or_else(|e| panic!("{f}: {e}"));
+                assert_eq!(c.api.bind, "0.0.0.0:8080", "{f}");
+                assert_eq!(c.rtsp.bind, "0.0.0.0", "{f}");
+                assert_eq!(c.rtsp.public_host, "10.1.2.3", "{f}");
+                assert_eq!(c.worker_id.as_deref(), Some("sightline-worker-7d9f-abc"));
+                assert_eq!(c.inference.provider, "cuda");
+                assert!(!c.inference.fallback_to_cpu);
+                assert_eq!(c.engine.max_runs, 32);
+                assert!(c.database_url().starts_with("postgres://"), "{f}");
+                assert_eq!(c.notify.sinks.len(), 1, "{f}: the MQTT sink");
+                Ok(())
+            });
+        }
+    }
+
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's closure type, not ours
     fn file_and_env_override_defaults() {

@@ -353,31 +353,101 @@ fn render_gpu(out: &mut String, nvml: &nvml_wrapper::Nvml) {
     }
 }
 
-/// Serves `/metrics` alone on `addr` (for `sightline worker --metrics-addr`). Returns the
-/// bound address.
-pub async fn serve(addr: &str, m: Arc<Metrics>) -> anyhow::Result<std::net::SocketAddr> {
+/// What a worker's `/ready` checks (the same database and heartbeat checks as the API's).
+pub struct Probes {
+    pub store: sightline_store::Store,
+    pub engine: Arc<sightline_engine::EngineShared>,
+    /// Older than this, the engine counts as stalled.
+    pub max_heartbeat_age: std::time::Duration,
+}
+
+impl Probes {
+    /// Every failing check, by name and reason (empty: ready).
+    async fn failing(&self) -> Vec<(&'static str, String)> {
+        use std::time::Duration;
+        let mut failing = Vec::new();
+        match tokio::time::timeout(Duration::from_secs(2), self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failing.push(("database", format!("database unreachable: {e}"))),
+            Err(_) => failing.push(("database", "database did not answer within 2 s".into())),
+        }
+        match self.engine.heartbeat_age() {
+            Some(age) if age <= self.max_heartbeat_age => {}
+            Some(age) => failing.push((
+                "engine",
+                format!(
+                    "last engine heartbeat {:.1} s ago (limit {:.1} s)",
+                    age.as_secs_f64(),
+                    self.max_heartbeat_age.as_secs_f64()
+                ),
+            )),
+            None => failing.push(("engine", "the engine has not heart-beaten yet".into())),
+        }
+        failing
+    }
+}
+
+/// Serves `/metrics` on `addr` (for `sightline worker --metrics-addr`), with the liveness
+/// probe `/health` and, given `probes`, the readiness probe `/ready` (200 or 503 naming each
+/// failing check) for orchestrators. Returns the bound address.
+pub async fn serve(
+    addr: &str,
+    m: Arc<Metrics>,
+    probes: Option<Probes>,
+) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
+    use axum::http::StatusCode;
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("metrics listener on {addr}"))?;
     let bound = listener.local_addr()?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let m = m.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
-                    )],
-                    m.render(),
-                )
-            }
-        }),
-    );
-    tracing::info!(addr = %bound, "metrics listening on /metrics");
+    let mut app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        );
+    if let Some(p) = probes {
+        let p = Arc::new(p);
+        app = app.route(
+            "/ready",
+            get(move || {
+                let p = p.clone();
+                async move {
+                    let failing = p.failing().await;
+                    let checks: Vec<_> = failing
+                        .iter()
+                        .map(|(name, message)| serde_json::json!({"name": name, "ok": false, "message": message}))
+                        .collect();
+                    let status = if failing.is_empty() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (
+                        status,
+                        axum::Json(serde_json::json!({"ready": failing.is_empty(), "failing": checks})),
+                    )
+                }
+            }),
+        );
+    }
+    tracing::info!(addr = %bound, "metrics listening on /metrics (probes /health, /ready)");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "metrics listener stopped");

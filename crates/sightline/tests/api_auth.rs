@@ -91,9 +91,30 @@ fn tokens_decide_how_the_api_is_served() {
     };
     let viewer = create("viewer");
     let operator = create("operator");
+    // An orchestrator's secret (`--secret-env`): too short refused, then stored once, the
+    // second time kept (idempotent, as an init container reruns), never printed.
+    let from_env = |secret: &str| {
+        output(
+            cmd(data, "127.0.0.1:0")
+                .env("SL_TEST_ADMIN_TOKEN", secret)
+                .args(["token", "create", "--role", "admin", "--name", "bootstrap"])
+                .args(["--secret-env", "SL_TEST_ADMIN_TOKEN"]),
+        )
+    };
+    assert!(!from_env("short").status.success());
+    let admin = "k8s-secret-0123456789abcdef0123456789abcdef";
+    for _ in 0..2 {
+        let out = from_env(admin);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+    }
     let list = output(cmd(data, "127.0.0.1:0").args(["token", "list"]));
     let listed = String::from_utf8(list.stdout).unwrap();
-    assert_eq!(listed.lines().count(), 2);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
     assert!(!listed.contains(&viewer) && !listed.contains(&operator));
 
     let port = free_port();
@@ -104,6 +125,17 @@ fn tokens_decide_how_the_api_is_served() {
         401
     );
     assert_eq!(http(port, "GET", "/v1/runs", Some(&viewer)).unwrap().0, 200);
+    // The environment's secret is an admin token: an admin-only route gets past auth.
+    let s = http(port, "DELETE", "/v1/models/no-such-model", Some(admin))
+        .unwrap()
+        .0;
+    assert!(s != 401 && s != 403, "admin from --secret-env: {s}");
+    assert_eq!(
+        http(port, "DELETE", "/v1/models/no-such-model", Some(&viewer))
+            .unwrap()
+            .0,
+        403
+    );
     assert_eq!(
         http(port, "POST", "/v1/runs", Some(&viewer)).unwrap().0,
         403

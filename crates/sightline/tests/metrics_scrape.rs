@@ -2,7 +2,7 @@
 //!
 //! `sightline serve` (the real binary, embedded SQLite in a temporary directory, an MQTT sink
 //! on the local Mosquitto) runs `samples/vtest.avi` looped in real time, with `/metrics` on the
-//! API address and on `--metrics-addr`:
+//! API address and on `--metrics-addr` (which also answers `/health` and `/ready`):
 //! - counters move between two scrapes, histograms have samples, labels are as documented
 //!   (`run`, `stage`, `model`, `sink`);
 //! - every metric name used by `deploy/prometheus/alerts.yml` and
@@ -233,6 +233,12 @@ fn live_engine_metrics_and_monitoring_assets() {
     };
     // One API request so the request histogram has a sample.
     assert_eq!(get(api_port, "/health").unwrap().0, 200);
+    // The metrics listener carries the orchestrator probes too (a worker has no API).
+    let (status, body) = get(metrics_port, "/health").unwrap();
+    assert_eq!(status, 200, "metrics listener /health: {body}");
+    let (status, body) = get(metrics_port, "/ready").unwrap();
+    assert_eq!(status, 200, "metrics listener /ready: {body}");
+    assert!(body.contains(r#""ready":true"#), "{body}");
     std::thread::sleep(Duration::from_secs(3));
     let (status, second) = get(api_port, "/metrics").unwrap();
     assert_eq!(status, 200, "API /metrics");

@@ -4,7 +4,8 @@
 //! until SIGTERM/SIGINT, then releases its runs within the shutdown bound.
 //!
 //! `serve` and `worker` run the same engine; `serve` adds the HTTP API (with `/metrics`),
-//! `worker` is for scale-out and serves `/metrics` on `--metrics-addr` when asked.
+//! `worker` is for scale-out and serves `/metrics`, `/health` and `/ready` on
+//! `--metrics-addr` when asked (the probes an orchestrator needs for a worker).
 
 use anyhow::Context;
 use clap::Args;
@@ -93,8 +94,14 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
     let models = Arc::new(ModelCache::open(&server.inference, &server.data_dir)?);
     metrics.watch_models(models.clone());
     metrics.watch_disk(&server.data_dir);
+    let shared = EngineShared::new();
     if let Some(addr) = &a.metrics_addr {
-        crate::metrics::serve(addr, metrics.clone()).await?;
+        let probes = crate::metrics::Probes {
+            store: store.clone(),
+            engine: shared.clone(),
+            max_heartbeat_age: Duration::from_secs(server.engine.heartbeat_s * 3 + 5),
+        };
+        crate::metrics::serve(addr, metrics.clone(), Some(probes)).await?;
     }
     // The default model is loaded up front: a broken runtime or model is a start-up error.
     models
@@ -149,7 +156,7 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         models,
         rtsp,
         options,
-        shared: EngineShared::new(),
+        shared,
         metrics,
         source_policy,
         media,

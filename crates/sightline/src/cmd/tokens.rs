@@ -19,6 +19,12 @@ pub enum TokenCmd {
         /// A name to recognise it by in `token list` (default: the role and the time).
         #[arg(long)]
         name: Option<String>,
+        /// Take the secret from this environment variable instead of generating one (for
+        /// orchestrators that keep it in a secret: Kubernetes, compose). At least 32
+        /// characters; idempotent: an existing live token with this secret is kept and
+        /// nothing is printed.
+        #[arg(long, value_name = "VAR")]
+        secret_env: Option<String>,
     },
     /// List tokens (JSON lines; never the secrets).
     List,
@@ -49,20 +55,36 @@ pub fn new_secret() -> String {
 
 async fn run(store: &Store, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        TokenCmd::Create { role: r, name } => {
+        TokenCmd::Create {
+            role: r,
+            name,
+            secret_env,
+        } => {
             let name = name.unwrap_or_else(|| format!("{}-{}", r.as_str(), epoch_seconds()));
-            let secret = new_secret();
-            let rec = store
-                .create_token(&name, r, &sightline_api::hash_token(&secret))
-                .await?;
-            let _ = writeln!(
-                std::io::stderr(),
-                "token {} ({}, role {}): keep the secret below; it is not shown again",
-                rec.id,
-                rec.name,
-                r.as_str()
-            );
-            super::say(&secret);
+            let secret = match &secret_env {
+                None => new_secret(),
+                Some(var) => secret_from_env(var)?,
+            };
+            let hash = sightline_api::hash_token(&secret);
+            if secret_env.is_some()
+                && let Some(t) = store.find_token_by_hash(&hash).await?
+            {
+                anyhow::ensure!(
+                    t.role == r,
+                    "a token with this secret exists with role {} (not {}); revoke it first",
+                    t.role.as_str(),
+                    r.as_str()
+                );
+                tell(&t, "already has this secret: kept");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rec = store.create_token(&name, r, &hash).await?;
+            if secret_env.is_some() {
+                tell(&rec, "created with the secret of the environment");
+            } else {
+                tell(&rec, "keep the secret below; it is not shown again");
+                super::say(&secret);
+            }
             Ok(ExitCode::SUCCESS)
         }
         TokenCmd::List => {
@@ -77,6 +99,30 @@ async fn run(store: &Store, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One line about a token on stderr (stdout carries only a new secret).
+fn tell(t: &sightline_store::TokenRecord, what: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "token {} ({}, role {}): {what}",
+        t.id,
+        t.name,
+        t.role.as_str()
+    );
+}
+
+/// A secret given through the environment (`--secret-env`): present, and long enough to be
+/// one (the generated ones have 68 characters).
+fn secret_from_env(var: &str) -> anyhow::Result<String> {
+    let s = std::env::var(var)
+        .map_err(|_| anyhow::anyhow!("--secret-env: environment variable {var} is not set"))?;
+    let s = s.trim().to_owned();
+    anyhow::ensure!(
+        s.chars().count() >= 32 && !s.chars().any(char::is_whitespace),
+        "--secret-env: {var} must hold at least 32 characters without spaces (e.g. the output of `openssl rand -hex 32`)"
+    );
+    Ok(s)
 }
 
 /// Seconds since the epoch, for default names.
