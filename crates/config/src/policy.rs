@@ -57,12 +57,16 @@ pub struct ReconnectPolicy {
     pub max_duration_s: f64,
 }
 
+/// The default reconnection schedule of a lost source: waits of 0.5, 1, 2, then 4 s between
+/// attempts (each ±20 %), for up to 5 minutes. A camera that comes back is picked up by the
+/// next attempt, at most 4.8 s later, while a dead one gets one attempt every ~4 s (a
+/// connection refused costs the camera nothing; the 10 s attempt timeout bounds a silent one).
 impl Default for ReconnectPolicy {
     fn default() -> Self {
         ReconnectPolicy {
             backoff: Backoff::Exponential,
-            initial_s: 1.0,
-            max_s: 30.0,
+            initial_s: 0.5,
+            max_s: 4.0,
             jitter: 0.2,
             max_attempts: 0,
             max_duration_s: 300.0,
@@ -159,6 +163,27 @@ mod tests {
         };
         let d: Vec<f64> = (1..=6).map(|a| p.delay(a, 0.5).as_secs_f64()).collect();
         assert_eq!(d, vec![1.0, 2.0, 4.0, 8.0, 10.0, 10.0]);
+    }
+
+    /// A camera back after an outage of any length is retried within 5 s by default.
+    #[test]
+    fn default_schedule_picks_up_a_returning_camera_within_5_s() {
+        let p = ReconnectPolicy::default();
+        let worst: Vec<f64> = (1..=100).map(|a| p.delay(a, 1.0).as_secs_f64()).collect();
+        assert!(worst.iter().all(|d| *d <= 4.8 + 1e-9), "{worst:?}");
+        for (got, want) in worst.iter().zip([0.6, 1.2, 2.4, 4.8, 4.8]) {
+            assert!((got - want).abs() < 1e-6, "{worst:?}");
+        }
+        // ...and does not hammer a dead one: at least 3.2 s between attempts once capped.
+        assert!((4..=100).all(|a| p.delay(a, 0.0).as_secs_f64() >= 3.2 - 1e-9));
+        // Attempts within the 5 minutes: about one every 4 s.
+        let mut t = 0.0;
+        let mut n = 0;
+        while p.may_retry(n, Duration::from_secs_f64(t)) {
+            n += 1;
+            t += p.delay(n, 0.5).as_secs_f64();
+        }
+        assert!((70..=80).contains(&n), "{n} attempts in 5 minutes");
     }
 
     #[test]
