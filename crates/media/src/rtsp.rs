@@ -215,7 +215,7 @@ impl RtspServer {
             .ok_or_else(|| MediaError::internal(&url, "RTSP server without mount points"))?;
         let factory = rtsp::RTSPMediaFactory::new();
         factory.set_launch(
-            "( appsrc name=src is-live=true format=time do-timestamp=true \
+            "( appsrc name=src is-live=true format=time do-timestamp=false \
              ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=0 )",
         );
         factory.set_shared(true);
@@ -272,6 +272,46 @@ struct MediaSink {
     added: Instant,
     /// Since when its appsrc refuses buffers (flushing).
     refused_since: Option<Instant>,
+    /// Maps the encoder's timeline (source-derived PTS) onto this media's running time.
+    clock: MediaClock,
+}
+
+/// Output timestamps of one RTSP media: the encoder's PTS — which follow the source's PTS
+/// (see `output::timing::Retimer`) — shifted so that the first access unit lands on the
+/// media's running time when it is pushed. Timestamps stamped at push time instead jitter
+/// with scheduling, and recorders copying the stream (`ffmpeg -c copy`, NVRs) then complain
+/// about non-monotonic DTS. The offset is re-anchored, forwards only, if the two timelines
+/// drift more than [`MediaClock::MAX_DRIFT_NS`] apart (a source slower than real time, a
+/// long gap), so latency stays bounded and timestamps never go backwards.
+#[derive(Debug, Default, Clone, Copy)]
+struct MediaClock {
+    offset: Option<i64>,
+    last: Option<i64>,
+}
+
+impl MediaClock {
+    const MAX_DRIFT_NS: i64 = 1_000_000_000;
+
+    /// The PTS (ns, media running time) for an access unit of encoder PTS `au_pts` pushed
+    /// when the media's running time is `now`; `frame_ns` is the spacing used to step over
+    /// a timestamp that would not move forwards.
+    fn map(&mut self, au_pts: i64, now: i64, frame_ns: i64) -> i64 {
+        let mut pts = match self.offset {
+            Some(offset) if (au_pts + offset - now).abs() <= Self::MAX_DRIFT_NS => au_pts + offset,
+            _ => {
+                self.offset = Some(now - au_pts);
+                now
+            }
+        };
+        if let Some(last) = self.last
+            && pts <= last
+        {
+            pts = last + frame_ns.max(1);
+            self.offset = Some(pts - au_pts);
+        }
+        self.last = Some(pts);
+        pts
+    }
 }
 
 /// A media that does not reach PAUSED within this time is forgotten.
@@ -313,6 +353,7 @@ impl MountShared {
             started: false,
             added: Instant::now(),
             refused_since: None,
+            clock: MediaClock::default(),
         });
         tracing::debug!(mount = %self.path, "new RTSP media");
         self.request_keyframe();
@@ -400,13 +441,26 @@ impl Mount {
                     return true;
                 }
             }
-            // A shallow copy (same memory) without timestamps: the media's appsrc stamps it
-            // with its own running time (`do-timestamp`).
+            // A shallow copy (same memory) restamped onto this media's running time.
             let mut buffer = au.copy();
             if let Some(b) = buffer.get_mut() {
-                b.set_pts(gst::ClockTime::NONE);
-                b.set_dts(gst::ClockTime::NONE);
-                b.set_duration(gst::ClockTime::NONE);
+                // Before PLAYING the media has no clock yet; its running time starts at 0.
+                let now = src
+                    .current_running_time()
+                    .map_or(0, gst::ClockTime::nseconds);
+                if let Some(au_pts) = au.pts() {
+                    let frame_ns = au.duration().map_or(1_000_000, gst::ClockTime::nseconds);
+                    let pts = sink
+                        .clock
+                        .map(au_pts.nseconds() as i64, now as i64, frame_ns as i64);
+                    let pts = gst::ClockTime::from_nseconds(pts.max(0) as u64);
+                    b.set_pts(pts);
+                    // No B-frames (zerolatency encoders): decode order is display order.
+                    b.set_dts(pts);
+                } else {
+                    b.set_pts(gst::ClockTime::from_nseconds(now));
+                    b.set_dts(gst::ClockTime::from_nseconds(now));
+                }
             }
             match src.push_buffer(buffer) {
                 Ok(_) => {
@@ -460,5 +514,35 @@ impl Drop for Mount {
             registry.lock().remove(&self.shared.path);
         }
         tracing::info!(url = %self.shared.url, "RTSP mount removed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MediaClock;
+
+    const MS: i64 = 1_000_000;
+
+    #[test]
+    fn media_clock_keeps_source_spacing_and_never_goes_back() {
+        let mut c = MediaClock::default();
+        // First AU: anchored on the running time.
+        assert_eq!(c.map(5_000 * MS, 300 * MS, 100 * MS), 300 * MS);
+        // Pushed with jitter, stamped with the source's spacing.
+        assert_eq!(c.map(5_100 * MS, 437 * MS, 100 * MS), 400 * MS);
+        assert_eq!(c.map(5_200 * MS, 480 * MS, 100 * MS), 500 * MS);
+        // A dropped frame leaves its gap.
+        assert_eq!(c.map(5_400 * MS, 700 * MS, 100 * MS), 700 * MS);
+        // Drifted more than a second behind real time: re-anchored forwards.
+        assert_eq!(c.map(5_500 * MS, 2_900 * MS, 100 * MS), 2_900 * MS);
+        assert_eq!(c.map(5_600 * MS, 3_010 * MS, 100 * MS), 3_000 * MS);
+        // Ahead of real time by more than a second: re-anchored on the running time.
+        assert_eq!(c.map(9_000 * MS, 3_050 * MS, 100 * MS), 3_050 * MS);
+        assert_eq!(c.map(9_100 * MS, 3_150 * MS, 100 * MS), 3_150 * MS);
+        // Before PLAYING (running time 0) a re-anchor would repeat a timestamp: one frame on.
+        let mut c = MediaClock::default();
+        assert_eq!(c.map(5_000 * MS, 0, 100 * MS), 0);
+        assert_eq!(c.map(7_000 * MS, 0, 100 * MS), 100 * MS);
+        assert_eq!(c.map(7_100 * MS, 0, 100 * MS), 200 * MS);
     }
 }

@@ -2,6 +2,8 @@
 //! back, and the run's output mount stays up throughout (serving a slate meanwhile), so a
 //! viewer connected from start to end keeps receiving frames.
 
+#![allow(clippy::print_stderr)]
+
 mod common;
 
 use common::*;
@@ -47,12 +49,16 @@ fn lost_camera_is_reopened_and_viewers_stay_connected() {
     assert_eq!((source.info().width, source.info().height), (768, 576));
 
     let viewer = spawn_ffmpeg(&out_url, 100);
+    // A recorder copying the stream across the outage (slates, then a new camera clock).
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("across.mkv");
+    let recorder = spawn_ffmpeg_copy(&out_url, 90, &recording);
 
-    // Phase A: live frames until the viewer is watching and 30 frames went through.
+    // Phase A: live frames until the viewer and the recorder are watching and 30 frames went through.
     let mut last: Option<Frame> = None;
     let mut live_a = 0u64;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while live_a < 30 || output.stats().clients == 0 {
+    while live_a < 30 || output.stats().clients < 2 {
         assert!(Instant::now() < deadline, "phase A: {:?}", output.stats());
         match source.next(Duration::from_millis(500)) {
             SourceEvent::Frame(mut f) => {
@@ -117,7 +123,10 @@ fn lost_camera_is_reopened_and_viewers_stay_connected() {
         stats.frames_encoded >= encoded_before + 20,
         "slates were not encoded: {stats:?}"
     );
-    assert_eq!(stats.clients, 1, "the viewer left during the outage");
+    assert_eq!(
+        stats.clients, 2,
+        "the viewer or the recorder left during the outage"
+    );
 
     // The camera comes back on the same port; the source is reopened (with retries).
     camera.restart().expect("camera restart");
@@ -166,6 +175,26 @@ fn lost_camera_is_reopened_and_viewers_stay_connected() {
     let stats = output.stats();
     assert_eq!(stats.frames_dropped, 0, "{stats:?}");
     output.finish().expect("finish");
+
+    // The recording's timestamps only go forwards, through the slate and the reconnect,
+    // without holes or bunching beyond a frame or so.
+    let (ok, _, stderr) = wait_ffmpeg(recorder, Duration::from_secs(10));
+    assert!(ok, "recorder failed:\n{stderr}");
+    assert_eq!(timestamp_complaints(&stderr), 0, "{stderr}");
+    let pts = packet_pts(&recording);
+    assert!(pts.len() >= 85, "recorded {} packets", pts.len());
+    let steps: Vec<f64> = pts[1..].windows(2).map(|w| w[1] - w[0]).collect();
+    let (min, max) = steps
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+    eprintln!(
+        "recording across the outage: {} packets, steps {min:.3}..{max:.3} s",
+        pts.len()
+    );
+    assert!(
+        min > 0.0 && max < 0.35,
+        "steps from {min} to {max}: {steps:?}"
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The output path against real clients: vtest.avi → encoder → RTSP mount → ffprobe/ffmpeg,
 //! and the MP4 recording.
 
+#![allow(clippy::print_stderr)]
+
 mod common;
 
 use common::*;
@@ -321,4 +323,37 @@ fn recording_cuts_playable_segments_and_clips_across_them() {
         (4.0..=5.1).contains(&dur),
         "clip of {dur} s ({frames} frames), asked 4 s ± 1 keyframe interval"
     );
+}
+
+/// A recorder copying the RTSP output (`ffmpeg -c copy`, as NVRs do) gets timestamps that
+/// follow the source: monotonic, one frame interval apart, no muxer complaints.
+#[test]
+fn rtsp_output_timestamps_follow_the_source_for_recorders() {
+    init_tracing();
+    let server = RtspServer::start("127.0.0.1", 0).expect("server");
+    let (stop, publisher) = start_publishing(&server, "/runs/pts");
+    let url = server.url("/runs/pts");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.mkv");
+    let recorder = spawn_ffmpeg_copy(&url, 120, &file);
+    let (ok, _, stderr) = wait_ffmpeg(recorder, Duration::from_secs(60));
+    stop.store(true, Ordering::SeqCst);
+    let output = publisher.join().expect("publisher");
+    output.finish().expect("finish");
+    assert!(ok, "ffmpeg failed:\n{stderr}");
+    let complaints = timestamp_complaints(&stderr);
+    let pts = packet_pts(&file);
+    assert!(pts.len() >= 100, "only {} packets", pts.len());
+    // The first packet is skipped: ffmpeg gives the first access unit it receives the second
+    // one's timestamp (seen with the former push-time stamping as well).
+    let steps: Vec<f64> = pts[1..].windows(2).map(|w| w[1] - w[0]).collect();
+    let off = steps.iter().filter(|d| (**d - 0.1).abs() > 0.0015).count();
+    eprintln!(
+        "recorder copy: {} packets, {complaints} dts complaints, {off} steps not 100 ms (min {:.4}, max {:.4})",
+        pts.len(),
+        steps.iter().copied().fold(f64::MAX, f64::min),
+        steps.iter().copied().fold(f64::MIN, f64::max),
+    );
+    assert_eq!(complaints, 0, "ffmpeg complained:\n{stderr}");
+    assert_eq!(off, 0, "output spacing jitters: {steps:?}");
 }

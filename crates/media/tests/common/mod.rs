@@ -96,6 +96,64 @@ pub fn spawn_ffmpeg(url: &str, frames: u32) -> std::process::Child {
         .expect("ffmpeg")
 }
 
+/// Spawns a recorder as NVRs run one: `ffmpeg -rtsp_transport tcp -i URL -c copy -frames:v N
+/// FILE` (no decoding; the muxer checks the timestamps).
+pub fn spawn_ffmpeg_copy(url: &str, frames: u32, file: &std::path::Path) -> std::process::Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "warning",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+            "-c",
+            "copy",
+            "-frames:v",
+            &frames.to_string(),
+            "-y",
+        ])
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg")
+}
+
+/// Lines where ffmpeg's muxer complained about timestamps.
+pub fn timestamp_complaints(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .filter(|l| l.contains("non monotonically increasing dts") || l.contains("non monotonic"))
+        .count()
+}
+
+/// Presentation timestamps (seconds) of the video packets of a file, in file order.
+pub fn packet_pts(path: &std::path::Path) -> Vec<f64> {
+    let out = run_with_limit(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "packet=pts_time",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(path),
+        Duration::from_secs(30),
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect()
+}
+
 /// Waits for a spawned ffmpeg (killing it after `limit`); returns (success, frames, stderr).
 pub fn wait_ffmpeg(mut child: std::process::Child, limit: Duration) -> (bool, u64, String) {
     let start = Instant::now();
