@@ -17,7 +17,7 @@ pub use media::{
     MediaSettings, PictureSource, PipelineMedia, Retention, RetentionOverride, S3Settings,
 };
 pub use pipeline::{ModelSection, OutputSection, PipelineConfig, PipelineConfigError};
-pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, WatchdogPolicy};
+pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, RtspTransport, WatchdogPolicy};
 pub use secret::{Secret, mask_url};
 pub use server::{
     ApiSection, EngineSection, InferGuards, InferenceSection, LogSection, RtspSection,

@@ -17,6 +17,25 @@ pub struct ConnectPolicy {
     pub interval_s: f64,
     /// Seconds one attempt may take before it counts as failed.
     pub timeout_s: f64,
+    /// RTSP lower transport: `auto` (TCP, then UDP if the camera refuses TCP), `tcp` or
+    /// `udp`. An `rtspt://` or `rtspu://` source URI forces TCP or UDP.
+    pub rtsp_transport: RtspTransport,
+}
+
+/// How RTP travels from an RTSP camera.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection (works through NAT and firewalls); over UDP
+    /// when the camera answers TCP `SETUP` with `461 Unsupported transport`.
+    #[default]
+    Auto,
+    /// Interleaved in the RTSP TCP connection only.
+    Tcp,
+    /// RTP/RTCP over UDP only (lower latency on a LAN; blocked by most NATs).
+    Udp,
 }
 
 impl Default for ConnectPolicy {
@@ -25,6 +44,7 @@ impl Default for ConnectPolicy {
             attempts: 3,
             interval_s: 2.0,
             timeout_s: 10.0,
+            rtsp_transport: RtspTransport::Auto,
         }
     }
 }

@@ -77,6 +77,20 @@ fn unknown_fields_and_wrong_types_name_the_field() {
     assert!(e.to_string().contains("output.bitrate_kbps"), "{e}");
     let e = PipelineConfig::from_json(r#"{"tracker": {"bogus": 1}}"#).unwrap_err();
     assert!(e.to_string().contains("tracker"), "{e}");
+    let e = PipelineConfig::from_toml("[connect]\nrtsp_transport = \"quic\"\n").unwrap_err();
+    assert!(e.to_string().contains("connect.rtsp_transport"), "{e}");
+    assert!(e.to_string().contains("udp"), "{e}");
+}
+
+#[test]
+fn rtsp_transport_defaults_to_auto_and_is_chosen_per_run() {
+    use sightline_config::RtspTransport;
+    let c = PipelineConfig::from_toml("").unwrap();
+    assert_eq!(c.connect.rtsp_transport, RtspTransport::Auto);
+    let c = PipelineConfig::from_toml("[connect]\nrtsp_transport = \"udp\"\n").unwrap();
+    assert_eq!(c.connect.rtsp_transport, RtspTransport::Udp);
+    let c = PipelineConfig::from_json(r#"{"connect": {"rtsp_transport": "tcp"}}"#).unwrap();
+    assert_eq!(c.connect.rtsp_transport, RtspTransport::Tcp);
 }
 
 #[test]

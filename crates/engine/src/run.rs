@@ -53,7 +53,9 @@ pub enum RunOutcome {
     /// Handed back (engine shutdown): the run goes back to `pending`.
     Released,
     /// Gave up. `reason` is a stable code (`source_unreachable`, `source_lost`,
-    /// `invalid_config`, `invalid_model`, `panic`, `internal`).
+    /// `source_<media error kind>` such as `source_auth_failed`, `source_not_found`,
+    /// `source_transport_refused`, `source_not_video`; `invalid_config`, `invalid_model`,
+    /// `panic`, `internal`).
     Failed { reason: String, message: String },
 }
 
@@ -67,7 +69,7 @@ impl RunOutcome {
         }
     }
 
-    fn failed(reason: &str, message: impl Into<String>) -> Self {
+    fn failed(reason: impl Into<String>, message: impl Into<String>) -> Self {
         RunOutcome::Failed {
             reason: reason.into(),
             message: message.into(),
@@ -292,6 +294,11 @@ impl RunLoop {
         let mut o = SourceOptions::new(uri).with_pacing(pacing);
         o.loop_file = self.spec.loop_file;
         o.connect_timeout = Duration::from_secs_f64(c.connect.timeout_s);
+        o.rtsp_transport = match c.connect.rtsp_transport {
+            sightline_config::RtspTransport::Auto => sightline_media::RtspTransport::Auto,
+            sightline_config::RtspTransport::Tcp => sightline_media::RtspTransport::Tcp,
+            sightline_config::RtspTransport::Udp => sightline_media::RtspTransport::Udp,
+        };
         o.stall_timeout =
             Duration::from_secs_f64(c.watchdog.stall_timeout_s.min(c.connect.timeout_s.max(5.0)));
         o
@@ -341,7 +348,8 @@ impl RunLoop {
                     last = e.to_string();
                     tracing::warn!(run_id = %self.spec.run_id, attempt, error = %e, "source open failed");
                     if e.retry() == RetryHint::DoNotRetry {
-                        return Err(RunOutcome::failed("source_invalid", last));
+                        // `source_auth_failed`, `source_not_found`, `source_transport_refused`…
+                        return Err(RunOutcome::failed(format!("source_{}", e.kind), last));
                     }
                 }
             }
@@ -495,7 +503,7 @@ impl RunLoop {
                 SourceEvent::Error(e) => {
                     source.close();
                     if e.retry() == RetryHint::DoNotRetry {
-                        return RunOutcome::failed("source_error", e.to_string());
+                        return RunOutcome::failed(format!("source_{}", e.kind), e.to_string());
                     }
                     match self.reconnect(&e.to_string(), proc) {
                         Ok(s) => {

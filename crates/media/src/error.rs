@@ -19,8 +19,11 @@ pub enum MediaErrorKind {
     InvalidUri,
     /// The host could not be reached, refused the connection, or dropped it.
     Unreachable,
-    /// The server rejected the credentials.
+    /// The server rejected the credentials (RTSP/HTTP 401).
     AuthFailed,
+    /// The RTSP server refused the lower transport asked for (`461 Unsupported transport`:
+    /// e.g. a UDP-only camera asked for RTP over TCP).
+    TransportRefused,
     /// The resource exists but holds no decodable video stream.
     NotVideo,
     /// Nothing usable arrived within the configured time.
@@ -40,6 +43,7 @@ impl MediaErrorKind {
             MediaErrorKind::InvalidUri => "invalid_uri",
             MediaErrorKind::Unreachable => "unreachable",
             MediaErrorKind::AuthFailed => "auth_failed",
+            MediaErrorKind::TransportRefused => "transport_refused",
             MediaErrorKind::NotVideo => "not_video",
             MediaErrorKind::Timeout => "timeout",
             MediaErrorKind::Decode => "decode",
@@ -118,6 +122,13 @@ impl MediaError {
             if kind == MediaErrorKind::Unreachable && d.contains("404") {
                 return Self::new(MediaErrorKind::NotFound, uri, message);
             }
+            // rtspsrc says "Unhandled error" for a status it has no case for (e.g. a camera
+            // that is busy: `Service Unavailable (503)`); the status is the debug's last line.
+            if message == "Unhandled error"
+                && let Some(status) = d.lines().last().filter(|l| l.ends_with(')'))
+            {
+                message = format!("the server answered {}", status.trim());
+            }
             if kind == MediaErrorKind::Internal {
                 message = format!("{message} ({d})");
             }
@@ -133,6 +144,7 @@ impl Classify for MediaError {
             MediaErrorKind::UnsupportedScheme
             | MediaErrorKind::InvalidUri
             | MediaErrorKind::AuthFailed
+            | MediaErrorKind::TransportRefused
             | MediaErrorKind::NotVideo
             | MediaErrorKind::Decode => ErrorKind::InvalidInput,
             MediaErrorKind::Unreachable => ErrorKind::Unavailable,

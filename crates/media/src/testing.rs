@@ -4,7 +4,8 @@
 //! mid-stream and brought back on the same port. [`TestRtspServer`] is built from this
 //! crate's own parts — a [`Source`] reading the file in real time (looping), an [`Output`]
 //! encoding it, an [`RtspServer`] serving it — so it behaves like a real camera to
-//! `rtspsrc`, `ffmpeg` and `ffplay`. Not meant for production use.
+//! `rtspsrc`, `ffmpeg` and `ffplay`. [`ReferenceCamera`] is one nobody here wrote (the
+//! GStreamer reference RTSP server) for conformance tests. Not meant for production use.
 
 use crate::{
     MediaError, Output, OutputOptions, Pacing, RtspServer, Source, SourceEvent, SourceOptions,
@@ -165,5 +166,63 @@ impl TestRtspServer {
 impl Drop for TestRtspServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A camera nobody here wrote: the GStreamer reference RTSP server (`gst-rtsp-server` through
+/// python3-gi, `crates/media/tests/fixtures/rtsp_camera.py`) streaming a live 320x240 test pattern.
+pub struct ReferenceCamera {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ReferenceCamera {
+    /// `transport`: `tcp`, `udp` or `all` (what the camera offers); `auth`: user, password.
+    ///
+    /// Panics if the camera cannot start (test helper).
+    pub fn start(transport: &str, auth: Option<(&str, &str)>) -> ReferenceCamera {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rtsp_camera.py");
+        // The system interpreter: python3-gi is a Debian package, not in any venv.
+        let mut cmd = std::process::Command::new("/usr/bin/python3");
+        cmd.arg(script)
+            .args(["--port", "0", "--transport", transport]);
+        if let Some((user, password)) = auth {
+            cmd.args(["--user", user, "--password", password]);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the reference RTSP camera (scripts/setup installs python3-gi)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(p) = line.strip_prefix("READY ") {
+                    let _ = tx.send(p.trim().parse::<u16>().ok());
+                }
+            }
+        });
+        let Some(port) = rx.recv_timeout(Duration::from_secs(15)).ok().flatten() else {
+            let _ = child.kill();
+            panic!("the reference camera did not start");
+        };
+        ReferenceCamera { child, port }
+    }
+
+    pub fn url(&self, scheme: &str, userinfo: &str, path: &str) -> String {
+        format!("{scheme}://{userinfo}127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for ReferenceCamera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -93,6 +93,19 @@ impl SourceSpec {
         matches!(self, SourceSpec::Rtsp { .. } | SourceSpec::Http { .. })
     }
 
+    /// The transport an `rtspt://` (TCP) or `rtspu://` (UDP) URI forces, if any.
+    pub fn forced_rtsp_transport(&self) -> Option<crate::RtspTransport> {
+        match self {
+            SourceSpec::Rtsp { location, .. } if location.starts_with("rtspt:") => {
+                Some(crate::RtspTransport::Tcp)
+            }
+            SourceSpec::Rtsp { location, .. } if location.starts_with("rtspu:") => {
+                Some(crate::RtspTransport::Udp)
+            }
+            _ => None,
+        }
+    }
+
     pub fn parse(uri: &str) -> Result<SourceSpec, MediaError> {
         let uri = uri.trim();
         let invalid = |msg: &str| MediaError::new(MediaErrorKind::InvalidUri, uri, msg);
@@ -114,7 +127,7 @@ impl SourceSpec {
                     Ok(SourceSpec::File(PathBuf::from(percent_decode(rest))))
                 }
             }
-            s @ ("rtsp" | "rtsps" | "rtspt" | "http" | "https") => {
+            s @ ("rtsp" | "rtsps" | "rtspt" | "rtspu" | "http" | "https") => {
                 let mut url = url::Url::parse(uri).map_err(|e| invalid(&e.to_string()))?;
                 if url.host_str().is_none_or(str::is_empty) {
                     return Err(invalid("missing host"));

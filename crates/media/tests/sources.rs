@@ -1,9 +1,12 @@
 //! Sources against real GStreamer: files, test patterns, bad inputs, slow consumers.
 
+#![allow(clippy::print_stderr)]
+
 mod common;
 
 use common::*;
 use sightline_core::error::{Classify, RetryHint};
+use sightline_media::testing::ReferenceCamera;
 use sightline_media::{MediaErrorKind, Pacing, RtspTransport, Source, SourceEvent, SourceOptions};
 use std::time::{Duration, Instant};
 
@@ -159,7 +162,7 @@ fn unreachable_hosts_are_typed_and_bounded() {
     assert!(e.uri.starts_with("rtsp://***@127.0.0.1:1"), "{}", e.uri);
 
     // A non-routable address (TEST-NET-1): the connect timeout decides.
-    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+    for transport in [RtspTransport::Auto, RtspTransport::Tcp, RtspTransport::Udp] {
         let mut opts = SourceOptions::new("rtsp://192.0.2.1:554/stream");
         opts.connect_timeout = Duration::from_secs(2);
         opts.rtsp_transport = transport;
@@ -208,4 +211,104 @@ fn realtime_pacing_follows_the_clip_rate_and_never_drops() {
         source.next(Duration::from_secs(1)),
         SourceEvent::Frame(_)
     ));
+}
+
+/// Opens `url` with `transport` and reads one frame; returns the transport in use.
+fn open_and_read(
+    url: &str,
+    transport: RtspTransport,
+) -> Result<RtspTransport, sightline_media::MediaError> {
+    let mut opts = SourceOptions::new(url);
+    opts.rtsp_transport = transport;
+    opts.connect_timeout = Duration::from_secs(8);
+    let source = Source::open(opts)?;
+    let info = source.info();
+    assert_eq!((info.width, info.height), (320, 240), "{info:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match source.next(Duration::from_millis(500)) {
+            SourceEvent::Frame(_) => break,
+            SourceEvent::Idle if Instant::now() < deadline => {}
+            other => panic!("{url}: expected a frame, got {other:?}"),
+        }
+    }
+    Ok(info
+        .rtsp_transport
+        .expect("an RTSP source says its transport"))
+}
+
+/// Against the GStreamer reference RTSP server: a UDP-only camera (answers TCP `SETUP` with
+/// `461 Unsupported transport`), a TCP-only one, and one with credentials.
+#[test]
+fn rtsp_transport_choice_fallback_and_error_kinds_against_a_reference_camera() {
+    init_tracing();
+    let udp_only = ReferenceCamera::start("udp", None);
+    let url = udp_only.url("rtsp", "", "/cam");
+    // Forced TCP: refused at once, with its own kind and a message that says what to do.
+    let start = Instant::now();
+    let e = open_and_read(&url, RtspTransport::Tcp).expect_err("TCP refused");
+    assert_eq!(e.kind, MediaErrorKind::TransportRefused, "{e}");
+    assert_eq!(e.retry(), RetryHint::DoNotRetry);
+    assert!(
+        e.message.contains("461") && e.message.contains("udp"),
+        "{e}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // UDP, auto (TCP refused, then UDP) and an rtspu:// URI all stream.
+    assert_eq!(
+        open_and_read(&url, RtspTransport::Udp).unwrap(),
+        RtspTransport::Udp
+    );
+    let start = Instant::now();
+    assert_eq!(
+        open_and_read(&url, RtspTransport::Auto).unwrap(),
+        RtspTransport::Udp
+    );
+    eprintln!(
+        "auto on a UDP-only camera: first frame after {:?}",
+        start.elapsed()
+    );
+    let rtspu = udp_only.url("rtspu", "", "/cam");
+    assert_eq!(
+        open_and_read(&rtspu, RtspTransport::Tcp).unwrap(),
+        RtspTransport::Udp
+    );
+
+    let tcp_only = ReferenceCamera::start("tcp", None);
+    let url = tcp_only.url("rtsp", "", "/cam");
+    let e = open_and_read(&url, RtspTransport::Udp).expect_err("UDP refused");
+    assert_eq!(e.kind, MediaErrorKind::TransportRefused, "{e}");
+    assert!(e.message.contains("tcp"), "{e}");
+    assert_eq!(
+        open_and_read(&url, RtspTransport::Auto).unwrap(),
+        RtspTransport::Tcp
+    );
+    let rtspt = tcp_only.url("rtspt", "", "/cam");
+    assert_eq!(
+        open_and_read(&rtspt, RtspTransport::Udp).unwrap(),
+        RtspTransport::Tcp
+    );
+
+    let secured = ReferenceCamera::start("all", Some(("viewer", "s3cret")));
+    let good = secured.url("rtsp", "viewer:s3cret@", "/cam");
+    assert_eq!(
+        open_and_read(&good, RtspTransport::Auto).unwrap(),
+        RtspTransport::Tcp
+    );
+    // 401: its own kind, not retried, credentials masked everywhere.
+    let bad = secured.url("rtsp", "viewer:hunter22@", "/cam");
+    let e = open_and_read(&bad, RtspTransport::Auto).expect_err("401");
+    assert_eq!(e.kind, MediaErrorKind::AuthFailed, "{e}");
+    assert_eq!(e.retry(), RetryHint::DoNotRetry);
+    assert!(!format!("{e} {e:?}").contains("hunter22"), "{e:?}");
+    assert!(e.uri.starts_with("rtsp://***@127.0.0.1:"), "{}", e.uri);
+    // 404: its own kind.
+    let missing = secured.url("rtsp", "viewer:s3cret@", "/nothere");
+    let e = open_and_read(&missing, RtspTransport::Auto).expect_err("404");
+    assert_eq!(e.kind, MediaErrorKind::NotFound, "{e}");
+    assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
 }

@@ -315,3 +315,74 @@ async fn rtsp_source_lost_is_retried_then_fails_when_gone_for_good() {
         .unwrap()
         .unwrap();
 }
+
+/// The run's `connect.rtsp_transport` reaches the camera: against a UDP-only camera (the
+/// GStreamer reference RTSP server), `tcp` fails at once with its own code, without the
+/// connect retries, and `auto` runs over UDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_transport_of_the_config_is_used_and_refusals_fail_with_their_own_code() {
+    let f = fixture().await;
+    let camera = sightline_media::testing::ReferenceCamera::start("udp", None);
+    let mut cfg = PipelineConfig::default();
+    cfg.output.rtsp = false;
+    cfg.connect.attempts = 5;
+    cfg.connect.interval_s = 2.0;
+    cfg.connect.rtsp_transport = sightline_config::RtspTransport::Tcp;
+    let tcp = f
+        .store
+        .put_config_version("t", &serde_json::to_value(&cfg).unwrap())
+        .await
+        .unwrap();
+    cfg.connect.rtsp_transport = sightline_config::RtspTransport::Auto;
+    let auto = f
+        .store
+        .put_config_version("t", &serde_json::to_value(&cfg).unwrap())
+        .await
+        .unwrap();
+    let engine = Engine::new(
+        f.store.clone(),
+        f.models.clone(),
+        None,
+        options(&f, "w1", None),
+        Arc::new(SystemClock),
+        EngineShared::new(),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(engine.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let url = camera.url("rtsp", "", "/cam");
+    let started = Instant::now();
+    let refused = add(&f.store, "tcp-only", &url, Some(tcp.version)).await;
+    let over_udp = add(&f.store, "auto", &url, Some(auto.version)).await;
+
+    let r = wait_state(
+        &f.store,
+        &refused,
+        RunState::Failed,
+        Duration::from_secs(30),
+    )
+    .await;
+    let err = r.last_error.expect("failure recorded");
+    assert_eq!(err.code, "source_transport_refused", "{}", err.message);
+    assert!(err.message.contains("461"), "{}", err.message);
+    // Not retried: 5 attempts 2 s apart would take 8 s or more.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_state(
+        &f.store,
+        &over_udp,
+        RunState::Running,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("engine stops in time")
+        .unwrap();
+}

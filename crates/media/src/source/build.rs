@@ -176,7 +176,8 @@ fn add_decodebin(
         }
         _ => (None, None),
     };
-    let transport = opts.rtsp_transport;
+    // Resolved by `Source::open` (`Auto` becomes TCP, then UDP if TCP is refused).
+    let transport = shared.transport.unwrap_or(RtspTransport::Tcp);
     let timeout = opts.connect_timeout;
     decodebin.connect("source-setup", false, move |args| {
         let source = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
@@ -193,7 +194,7 @@ fn add_decodebin(
             // rtspsrc: transport, connection timeout a little past ours so that our own
             // deadline decides (and reports `Timeout`), low jitter-buffer latency.
             let proto = match transport {
-                RtspTransport::Tcp => "tcp",
+                RtspTransport::Auto | RtspTransport::Tcp => "tcp",
                 RtspTransport::Udp => "udp",
             };
             source.set_property_from_str("protocols", proto);

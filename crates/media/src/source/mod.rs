@@ -42,10 +42,23 @@ pub enum Pacing {
 /// RTSP lower transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RtspTransport {
-    /// RTP interleaved in the RTSP TCP connection: works through NAT and firewalls.
+    /// TCP first; UDP if the camera refuses TCP (`461 Unsupported transport`).
     #[default]
+    Auto,
+    /// RTP interleaved in the RTSP TCP connection: works through NAT and firewalls.
     Tcp,
+    /// RTP/RTCP over UDP.
     Udp,
+}
+
+impl RtspTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtspTransport::Auto => "auto",
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        }
+    }
 }
 
 /// How to open a source. Build with [`SourceOptions::new`] and adjust fields.
@@ -58,6 +71,7 @@ pub struct SourceOptions {
     pub queue_capacity: usize,
     /// Longest wait for the first frame in [`Source::open`] (default 10 s).
     pub connect_timeout: Duration,
+    /// RTSP only; an `rtspt://` or `rtspu://` URI overrides it with TCP or UDP.
     pub rtsp_transport: RtspTransport,
     /// Restart a file at its end instead of reporting `Eos` (timestamps keep increasing).
     pub loop_file: bool,
@@ -71,14 +85,15 @@ impl SourceOptions {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-    /// Defaults: `Live` pacing, queue of 4, 10 s connect timeout, TCP, no loop, 5 s stall.
+    /// Defaults: `Live` pacing, queue of 4, 10 s connect timeout, RTSP transport `Auto`, no
+    /// loop, 5 s stall.
     pub fn new(uri: impl Into<String>) -> Self {
         SourceOptions {
             uri: uri.into(),
             pacing: Pacing::Live,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
-            rtsp_transport: RtspTransport::Tcp,
+            rtsp_transport: RtspTransport::Auto,
             loop_file: false,
             stall_timeout: Self::DEFAULT_STALL_TIMEOUT,
         }
@@ -103,6 +118,8 @@ pub struct StreamInfo {
     pub uri: String,
     /// The video decoder GStreamer chose (e.g. `avdec_h264`, `nvh264dec`), if any.
     pub decoder: Option<String>,
+    /// RTSP sources: the transport in use (`Tcp` or `Udp`, never `Auto`).
+    pub rtsp_transport: Option<RtspTransport>,
 }
 
 /// One step of a source, as returned by [`Source::next`].
@@ -148,6 +165,8 @@ pub(crate) struct Shared {
     raw_uri: String,
     is_live: bool,
     network: bool,
+    /// RTSP sources: the transport this pipeline asks for.
+    transport: Option<RtspTransport>,
     queue: FrameQueue<Frame, Control>,
     startup: Mutex<Startup>,
     startup_cv: Condvar,
@@ -175,6 +194,7 @@ impl Shared {
             is_live: self.is_live,
             uri: mask_uri(&self.raw_uri),
             decoder: self.decoder.lock().clone(),
+            rtsp_transport: self.transport,
         });
         drop(st);
         self.startup_cv.notify_all();
@@ -253,11 +273,56 @@ impl std::fmt::Debug for Source {
 
 impl Source {
     /// Starts the pipeline and returns once the first frame is decoded, or a typed error
-    /// (never later than `connect_timeout`).
+    /// (never later than `connect_timeout` per attempt). An RTSP source with transport `Auto`
+    /// asks for TCP and, if the camera refuses it (`TransportRefused`), for UDP.
     pub fn open(opts: SourceOptions) -> Result<Source, MediaError> {
         crate::init()?;
         let spec = SourceSpec::parse(&opts.uri)?;
-        if let SourceSpec::File(path) = &spec {
+        if !matches!(spec, SourceSpec::Rtsp { .. }) {
+            return Self::open_with(&opts, &spec, None);
+        }
+        match spec.forced_rtsp_transport().unwrap_or(opts.rtsp_transport) {
+            RtspTransport::Auto => match Self::open_with(&opts, &spec, Some(RtspTransport::Tcp)) {
+                Err(e) if e.kind == MediaErrorKind::TransportRefused => {
+                    tracing::info!(uri = %mask_uri(&opts.uri),
+                        "the camera refused RTP over TCP; trying UDP");
+                    // The refused session may still be tearing down on the camera, which
+                    // answers `503 Service Unavailable` meanwhile: a few quick retries.
+                    let mut udp = Self::open_with(&opts, &spec, Some(RtspTransport::Udp));
+                    for _ in 0..3 {
+                        match &udp {
+                            Err(e) if e.kind == MediaErrorKind::Unreachable => {
+                                std::thread::sleep(Duration::from_millis(250));
+                                udp = Self::open_with(&opts, &spec, Some(RtspTransport::Udp));
+                            }
+                            _ => break,
+                        }
+                    }
+                    udp.map_err(|e| {
+                        if e.kind == MediaErrorKind::TransportRefused {
+                            MediaError::new(
+                                MediaErrorKind::TransportRefused,
+                                &opts.uri,
+                                "the camera refused RTP over TCP and over UDP \
+                                 (461 Unsupported transport)",
+                            )
+                        } else {
+                            e
+                        }
+                    })
+                }
+                other => other,
+            },
+            forced => Self::open_with(&opts, &spec, Some(forced)),
+        }
+    }
+
+    fn open_with(
+        opts: &SourceOptions,
+        spec: &SourceSpec,
+        transport: Option<RtspTransport>,
+    ) -> Result<Source, MediaError> {
+        if let SourceSpec::File(path) = spec {
             match std::fs::metadata(path) {
                 Ok(m) if m.is_file() => {}
                 Ok(_) => {
@@ -287,6 +352,7 @@ impl Source {
             raw_uri: opts.uri.clone(),
             is_live,
             network: spec.is_network(),
+            transport,
             queue: FrameQueue::new(opts.queue_capacity, overflow),
             startup: Mutex::new(Startup::default()),
             startup_cv: Condvar::new(),
@@ -297,7 +363,7 @@ impl Source {
             terminal: Mutex::new(None),
             decoder: Mutex::new(None),
         });
-        let built = build::build(&spec, &opts, &shared)?;
+        let built = build::build(spec, opts, &shared)?;
         let pipeline = built.pipeline;
         let bus = pipeline
             .bus()
@@ -323,6 +389,7 @@ impl Source {
                 is_live,
                 uri: mask_uri(&opts.uri),
                 decoder: None,
+                rtsp_transport: transport,
             },
             bus_thread: Mutex::new(Some(bus_thread)),
         };
@@ -349,7 +416,9 @@ impl Source {
             if let Some(info) = st.info.clone() {
                 drop(st);
                 tracing::info!(uri = %info.uri, width = info.width, height = info.height,
-                    fps = ?info.fps, decoder = ?info.decoder, "source opened");
+                    fps = ?info.fps, decoder = ?info.decoder,
+                    rtsp_transport = info.rtsp_transport.map(RtspTransport::as_str),
+                    "source opened");
                 source.info = info;
                 return Ok(source);
             }
@@ -468,8 +537,32 @@ impl BusWatch {
                 if self.shared.network && from_source && err.kind == MediaErrorKind::Internal {
                     err.kind = MediaErrorKind::Unreachable;
                 }
+                // rtspsrc answers `461 Unsupported transport` to every SETUP with "no supported
+                // stream" (a codec error), which uridecodebin passes on as a missing plug-in;
+                // only the (untranslated) debug text says it came from the SETUP phase.
+                if err.kind == MediaErrorKind::NotVideo
+                    && debug
+                        .as_deref()
+                        .is_some_and(|d| d.contains("gst_rtspsrc_setup_streams_start"))
+                    && let Some(asked) = self.shared.transport
+                {
+                    let other = match asked {
+                        RtspTransport::Udp => "tcp",
+                        _ => "udp",
+                    };
+                    err = MediaError::new(
+                        MediaErrorKind::TransportRefused,
+                        uri,
+                        format!(
+                            "the camera does not offer RTP over {} (461 Unsupported transport); \
+                             use rtsp_transport = \"{other}\" or \"auto\"",
+                            asked.as_str().to_ascii_uppercase()
+                        ),
+                    );
+                }
+                let details = crate::uri::scrub(uri, debug.as_deref().unwrap_or(""));
                 tracing::debug!(uri = %mask_uri(uri), kind = %err.kind, error = %err.message,
-                    "source pipeline error");
+                    %details, "source pipeline error");
                 self.shared.fail(err);
             }
             MessageView::Eos(_) => {
