@@ -302,7 +302,7 @@ impl SourcePolicy {
                 uri: source.to_owned(),
                 addr: None,
             }),
-            Some(s @ ("rtsp" | "rtsps" | "rtspt" | "http" | "https")) => {
+            Some(s @ ("rtsp" | "rtsps" | "rtspt" | "rtspu" | "http" | "https")) => {
                 let mut url = url::Url::parse(source).map_err(|e| Denied {
                     public: format!("source not allowed: not a valid {s} URL"),
                     detail: e.to_string(),
@@ -332,7 +332,9 @@ impl SourcePolicy {
                     self.check_addr(&host, *ip, port)?;
                 }
                 let ip = ips[0];
-                if matches!(s, "rtsp" | "rtspt" | "http") && host.parse::<IpAddr>().is_err() {
+                if matches!(s, "rtsp" | "rtspt" | "rtspu" | "http")
+                    && host.parse::<IpAddr>().is_err()
+                {
                     let _ = url.set_ip_host(ip);
                 }
                 Ok(CheckedSource {
@@ -511,6 +513,15 @@ mod tests {
             "pinned to the checked address"
         );
         assert_eq!(c.addr.unwrap().port(), 554);
+        // The transport-forcing schemes are checked and pinned the same way.
+        let c = p
+            .check_source("rtspu://cam.lan:8554/live", to("192.168.1.5"))
+            .unwrap();
+        assert_eq!(c.uri, "rtspu://192.168.1.5:8554/live");
+        assert!(
+            p.check_source("rtspu://127.0.0.1:5432/", none).is_err(),
+            "the database port over rtspu"
+        );
         let c = p
             .check_source("https://cam.lan/x.m3u8", to("192.168.1.5"))
             .unwrap();
