@@ -364,26 +364,14 @@ pub struct Probes {
 impl Probes {
     /// Every failing check, by name and reason (empty: ready).
     async fn failing(&self) -> Vec<(&'static str, String)> {
-        use std::time::Duration;
-        let mut failing = Vec::new();
-        match tokio::time::timeout(Duration::from_secs(2), self.store.ping()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failing.push(("database", format!("database unreachable: {e}"))),
-            Err(_) => failing.push(("database", "database did not answer within 2 s".into())),
-        }
-        match self.engine.heartbeat_age() {
-            Some(age) if age <= self.max_heartbeat_age => {}
-            Some(age) => failing.push((
-                "engine",
-                format!(
-                    "last engine heartbeat {:.1} s ago (limit {:.1} s)",
-                    age.as_secs_f64(),
-                    self.max_heartbeat_age.as_secs_f64()
-                ),
-            )),
-            None => failing.push(("engine", "the engine has not heart-beaten yet".into())),
-        }
-        failing
+        use sightline_api::routes::probes::{database_check, engine_check};
+        [
+            ("database", database_check(&self.store).await),
+            ("engine", engine_check(&self.engine, self.max_heartbeat_age)),
+        ]
+        .into_iter()
+        .filter_map(|(name, r)| r.err().map(|reason| (name, reason)))
+        .collect()
     }
 }
 
@@ -418,10 +406,7 @@ pub async fn serve(
                 }
             }),
         )
-        .route(
-            "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        );
+        .route("/health", get(sightline_api::routes::probes::health));
     if let Some(p) = probes {
         let p = Arc::new(p);
         app = app.route(

@@ -49,7 +49,7 @@ pub struct Version {
 
 /// Liveness.
 #[utoipa::path(get, path = "/health", tag = "probes", responses((status = 200, body = Health)))]
-pub(crate) async fn health() -> Json<Health> {
+pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
@@ -60,14 +60,7 @@ pub(crate) async fn health() -> Json<Health> {
 pub(crate) async fn ready(State(state): State<ApiState>) -> ApiResult<Json<Readiness>> {
     let inner = &state.inner;
     let mut checks = Vec::new();
-    let db = match tokio::time::timeout(Duration::from_secs(2), inner.store.ping()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: database ping failed");
-            Err("database unreachable".to_owned())
-        }
-        Err(_) => Err("database did not answer within 2 s".to_owned()),
-    };
+    let db = database_check(&inner.store).await;
     checks.push(check("database", db));
     let want = &inner.opts.default_model;
     let loaded = inner
@@ -84,15 +77,7 @@ pub(crate) async fn ready(State(state): State<ApiState>) -> ApiResult<Json<Readi
         },
     ));
     if let Some(max) = inner.opts.max_heartbeat_age {
-        let r = match inner.engine.heartbeat_age() {
-            Some(age) if age <= max => Ok(()),
-            Some(age) => Err(format!(
-                "last engine heartbeat {:.1} s ago (limit {:.1} s)",
-                age.as_secs_f64(),
-                max.as_secs_f64()
-            )),
-            None => Err("the engine has not heart-beaten yet".to_owned()),
-        };
+        let r = engine_check(&inner.engine, max);
         checks.push(check("engine", r));
     }
     for (name, f) in &inner.opts.readiness {
@@ -135,6 +120,32 @@ pub(crate) async fn ready(State(state): State<ApiState>) -> ApiResult<Json<Readi
         )
         .with_details(serde_json::to_value(&body.checks).unwrap_or_default())
         .with_retry_after(5))
+    }
+}
+
+/// The `database` readiness check: the store answers a ping within 2 s. The reason given is
+/// generic (probes are unauthenticated); the error itself is logged.
+pub async fn database_check(store: &sightline_store::Store) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database ping failed");
+            Err("database unreachable".to_owned())
+        }
+        Err(_) => Err("database did not answer within 2 s".to_owned()),
+    }
+}
+
+/// The `engine` readiness check: the engine heart-beat at most `max` ago.
+pub fn engine_check(engine: &sightline_engine::EngineShared, max: Duration) -> Result<(), String> {
+    match engine.heartbeat_age() {
+        Some(age) if age <= max => Ok(()),
+        Some(age) => Err(format!(
+            "last engine heartbeat {:.1} s ago (limit {:.1} s)",
+            age.as_secs_f64(),
+            max.as_secs_f64()
+        )),
+        None => Err("the engine has not heart-beaten yet".to_owned()),
     }
 }
 

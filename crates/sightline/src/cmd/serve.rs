@@ -99,7 +99,7 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
         let probes = crate::metrics::Probes {
             store: store.clone(),
             engine: shared.clone(),
-            max_heartbeat_age: Duration::from_secs(server.engine.heartbeat_s * 3 + 5),
+            max_heartbeat_age: heartbeat_limit(server),
         };
         crate::metrics::serve(addr, metrics.clone(), Some(probes)).await?;
     }
@@ -238,7 +238,7 @@ pub(crate) async fn start_api(
         server.rtsp.public_host,
         p.rtsp.port()
     ));
-    opts.max_heartbeat_age = Some(Duration::from_secs(server.engine.heartbeat_s * 3 + 5));
+    opts.max_heartbeat_age = Some(heartbeat_limit(server));
     opts.version = env!("CARGO_PKG_VERSION").into();
     opts.metrics = Some(p.metrics.renderer());
     let data_dir = server.data_dir.clone();
@@ -383,4 +383,10 @@ fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// An engine whose last heartbeat is older than this is not ready (three missed beats and
+/// some slack), on the API's `/ready` and a worker's.
+fn heartbeat_limit(server: &ServerConfig) -> Duration {
+    Duration::from_secs(server.engine.heartbeat_s * 3 + 5)
 }
