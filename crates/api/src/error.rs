@@ -28,9 +28,9 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
-    /// Field errors (`[{path, message}]`) or other structured detail.
+    /// Field errors (`[{path, message}]`), readiness checks (`[{name, ok, message}]`) or
+    /// other structured detail: any JSON value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
 }
 

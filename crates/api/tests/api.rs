@@ -599,6 +599,49 @@ async fn openapi_and_docs() {
         assert!(doc["paths"][p].is_object(), "{p} missing");
     }
     assert!(doc["components"]["schemas"]["InferResponse"].is_object());
+    // The contract says what the server does: open probes, auth errors, any-JSON details.
+    assert_eq!(
+        doc["paths"]["/health"]["get"]["security"],
+        serde_json::json!([])
+    );
+    assert!(doc["paths"]["/health"]["get"]["responses"]["401"].is_null());
+    for (path, method) in [
+        ("/v1/runs", "get"),
+        ("/v1/runs", "post"),
+        ("/v1/models", "post"),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        for code in ["401", "403", "400"] {
+            assert_eq!(
+                responses[code]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path} {code}"
+            );
+        }
+    }
+    assert!(doc["paths"]["/v1/runs"]["post"]["responses"]["415"].is_object());
+    // Config bodies are the pipeline config's own schema: unknown fields are refused.
+    let body = &doc["paths"]["/v1/configs/{name}"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(body["$ref"], "#/components/schemas/PipelineConfig");
+    let config = &doc["components"]["schemas"]["PipelineConfig"];
+    assert_eq!(config["additionalProperties"], false);
+    assert!(
+        doc["components"]["schemas"]["PipelineConfig_ConnectPolicy"]["properties"]["rtsp_transport"].is_object()
+    );
+    assert!(
+        !doc.to_string().contains("#/definitions/"),
+        "references rewritten"
+    );
+    assert!(
+        doc["paths"]["/v1/configs/{name}"]["put"].is_object(),
+        "PUT is documented"
+    );
+    let details = &doc["components"]["schemas"]["ErrorDetail"]["properties"]["details"];
+    assert!(
+        details.get("type").is_none(),
+        "details is any JSON: {details}"
+    );
     let r = get(&app, "/docs", None).await;
     let html = String::from_utf8(r.bytes).unwrap();
     assert!(html.contains("/openapi.json"));

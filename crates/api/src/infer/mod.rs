@@ -39,6 +39,7 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct InferJson {
     /// PNG or JPEG, base64 (a `data:image/...;base64,` prefix is accepted).
+    #[schema(min_length = 1)]
     pub image: String,
     /// Registry name of the model (default: the server's default model).
     pub model: Option<String>,
@@ -53,6 +54,7 @@ pub struct InferJson {
 
 /// Options also accepted in the query string (any body form).
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InferQuery {
     pub model: Option<String>,
     pub annotate: Option<bool>,

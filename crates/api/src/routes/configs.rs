@@ -93,8 +93,8 @@ pub(crate) async fn validate_body(state: &ApiState, body: &Value) -> ApiResult<V
     serde_json::to_value(&cfg).map_err(|e| ApiError::internal("config to JSON", &e))
 }
 
-/// Store a new version of a config (validated).
-#[utoipa::path(post, path = "/v1/configs/{name}", tag = "configs", params(("name" = String, Path)),
+/// Store a new version of a config (validated). `PUT` does the same.
+#[utoipa::path(method(post, put), path = "/v1/configs/{name}", tag = "configs", params(("name" = String, Path)),
     request_body(content = Object, description = "a pipeline config (see /v1/schema/pipeline-config)"),
     responses((status = 201, body = ConfigVersionDto),
     (status = 422, description = "every invalid field with its path in `error.details`", body = crate::error::ErrorBody)))]

@@ -45,8 +45,8 @@ use utoipa::{Modify, OpenApi};
         crate::routes::models::delete_model,
         crate::infer::infer,
     ),
-    components(schemas(crate::infer::upscale::UpscaleResponse)),
-    modifiers(&Bearer),
+    components(schemas(crate::infer::upscale::UpscaleResponse, crate::error::ErrorBody)),
+    modifiers(&Bearer, &ContractResponses),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -63,9 +63,139 @@ impl Modify for Bearer {
     }
 }
 
-/// The OpenAPI document as JSON.
+/// Makes the document say what the server does beyond each handler's own annotations: which
+/// operations are open (`/health` always; `/ready` and `/metrics` when the server opens its
+/// probes, so a token is optional there), and the error answers every operation can give —
+/// `401` (no or bad token) and `403` (role too low) where a token is needed, `400` (malformed
+/// path, query or body), `415` (a body of another content type) and `413` where a body is
+/// taken — each with the `ErrorBody` shape.
+struct ContractResponses;
+
+impl Modify for ContractResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let secured = match path.as_str() {
+                    "/health" => {
+                        op.security = Some(Vec::new());
+                        false
+                    }
+                    "/ready" | "/metrics" => {
+                        op.security = Some(vec![
+                            SecurityRequirement::default(),
+                            SecurityRequirement::new("bearer", Vec::<String>::new()),
+                        ]);
+                        true
+                    }
+                    _ => true,
+                };
+                let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || op.request_body.is_some();
+                let has_body = op.request_body.is_some();
+                let mut add = |code: &str, why: &str| {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error_response(why));
+                };
+                if secured {
+                    add("401", "no token, or an unknown, expired or revoked one");
+                    add("403", "the token's role may not do this");
+                }
+                if has_input {
+                    add("400", "a malformed path, query or body");
+                }
+                if has_body {
+                    add("413", "the body is larger than the server accepts");
+                    add(
+                        "415",
+                        "the body has a content type this operation does not take",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn error_response(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// The OpenAPI document as JSON, with the pipeline config's own JSON Schema (the one the
+/// server validates against, unknown fields refused) as the body of `/v1/configs/{name}`.
 pub fn openapi_json() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    embed_pipeline_config_schema(&mut doc);
+    doc
+}
+
+/// Moves the schemars document of `PipelineConfig` under `components/schemas` (its
+/// definitions as `PipelineConfig_<Name>`, references rewritten) and points the config
+/// operations' JSON bodies at it.
+fn embed_pipeline_config_schema(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn rewrite(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get_mut("$ref")
+                    && let Some(name) = r.strip_prefix("#/definitions/")
+                {
+                    *r = format!("#/components/schemas/PipelineConfig_{name}");
+                }
+                map.values_mut().for_each(rewrite);
+            }
+            Value::Array(items) => items.iter_mut().for_each(rewrite),
+            _ => {}
+        }
+    }
+    let mut root = sightline_config::PipelineConfig::json_schema();
+    rewrite(&mut root);
+    let Some(obj) = root.as_object_mut() else {
+        return;
+    };
+    obj.remove("$schema");
+    let defs = obj.remove("definitions");
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if let Some(Value::Object(defs)) = defs {
+        for (name, schema) in defs {
+            schemas.insert(format!("PipelineConfig_{name}"), schema);
+        }
+    }
+    schemas.insert("PipelineConfig".into(), root);
+    for method in ["post", "put"] {
+        if let Some(schema) = doc.pointer_mut(&format!(
+            "/paths/~1v1~1configs~1{{name}}/{method}/requestBody/content/application~1json/schema"
+        )) {
+            *schema = serde_json::json!({"$ref": "#/components/schemas/PipelineConfig"});
+        }
+    }
 }
 
 pub(crate) async fn openapi() -> impl IntoResponse {

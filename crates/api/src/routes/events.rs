@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// `GET /v1/events` filters (all optional).
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventListQuery {
     pub run: Option<String>,
     /// `zone_enter`, `zone_exit`, `line_cross`, `dwell`, `count`, `detected`.
@@ -54,6 +55,7 @@ pub struct EventPage {
 
 /// `GET /v1/events/stream` filter.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     pub run: Option<String>,
 }

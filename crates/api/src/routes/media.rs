@@ -43,6 +43,7 @@ async fn live_view(state: &ApiState, id: &str) -> ApiResult<RunView> {
 
 /// `GET /v1/runs/{id}/snapshot.jpg` options.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SnapshotQuery {
     /// The camera picture without the overlay (refreshed about once a second), e.g. to
     /// draw zones on.

@@ -90,8 +90,19 @@ pub(crate) fn parse_manifest(text: &str) -> ApiResult<Manifest> {
     (status = 422, description = "invalid manifest or model (with the reason)", body = crate::error::ErrorBody)))]
 pub(crate) async fn upload_model(
     State(state): State<ApiState>,
-    mut form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<ModelDto>)> {
+    // Not multipart at all (or no boundary): the JSON error shape, not axum's plain text.
+    let mut form = form.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "expected multipart/form-data with a boundary: {}",
+                e.body_text()
+            ),
+        )
+    })?;
     let bad = |m: String| ApiError::unprocessable("invalid_upload", m);
     let max = state.inner.opts.max_model_bytes;
     let dir = state.inner.models.registry().dir().to_path_buf();

@@ -131,6 +131,7 @@ fn parse_time(field: &'static str, v: Option<&str>, errs: &mut FieldErrors) -> O
 
 /// `GET /v1/runs/{id}/recordings` filters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecordingListQuery {
     /// Segments ending after this time (RFC 3339 or epoch ms).
     pub since: Option<String>,
@@ -276,10 +277,13 @@ pub(crate) async fn download_segment(
 
 /// `GET /v1/runs/{id}/clip.mp4` range.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ClipQuery {
     /// Start (RFC 3339 or epoch ms). The clip starts at the keyframe at or before it.
+    #[param(required = true)]
     pub start: Option<String>,
     /// End (RFC 3339 or epoch ms), after `start`; at most one hour later.
+    #[param(required = true)]
     pub end: Option<String>,
 }
 

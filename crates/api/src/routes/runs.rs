@@ -22,13 +22,20 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// Optional id (1-64 letters, digits, `-`, `_`); generated when absent.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
     /// Source URI (`rtsp://user:pass@cam/stream`, `file:///clip.mp4`, ...). Credentials are
     /// stored but never shown.
+    #[schema(
+        min_length = 1,
+        pattern = "^[A-Za-z0-9+.-]+://[^\\s\\u0000-\\u001f\\u007f]+$"
+    )]
     pub source: String,
     /// Config name.
+    #[schema(min_length = 1, pattern = "^[A-Za-z0-9_.-]{1,128}$")]
     pub config: String,
     /// Config version (default: latest).
+    #[schema(minimum = 1)]
     pub config_version: Option<i64>,
     /// Models the run uses (default: the config's model).
     pub models: Option<Vec<String>>,
@@ -104,6 +111,7 @@ pub struct RunPage {
 
 /// `GET /v1/runs` filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunListQuery {
     /// `pending`, `starting`, `running`, `retrying`, `stopping`, `stopped`, `completed`, `failed`.
     pub state: Option<String>,
