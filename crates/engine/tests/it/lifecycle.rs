@@ -67,6 +67,43 @@ fn options(f: &Fixture, worker: &str, hook: Option<FrameHook>) -> EngineOptions 
     }
 }
 
+/// An engine on the fixture's store, running until the returned sender fires.
+fn start_engine(
+    f: &Fixture,
+    worker: &str,
+    hook: Option<FrameHook>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let engine = Engine::new(
+        f.store.clone(),
+        f.models.clone(),
+        None,
+        options(f, worker, hook),
+        Arc::new(SystemClock),
+        EngineShared::new(),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(engine.run(async move {
+        let _ = rx.await;
+    }));
+    (tx, task)
+}
+
+/// Asks an engine to stop and waits at most `within` for it.
+async fn stop_engine(
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    within: Duration,
+) {
+    let _ = stop.send(());
+    tokio::time::timeout(within, task)
+        .await
+        .unwrap_or_else(|_| panic!("the engine did not stop within {within:?}"))
+        .unwrap();
+}
+
 async fn add(store: &Store, id: &str, source: &str, version: Option<i64>) -> RunId {
     let id = RunId::parse(id).unwrap();
     store
@@ -122,18 +159,7 @@ async fn completes_fails_and_survives_a_panicking_stage() {
             panic!("injected failure in a custom stage at frame {}", frame.seq);
         }
     });
-    let engine = Engine::new(
-        f.store.clone(),
-        f.models.clone(),
-        None,
-        options(&f, "w1", Some(hook)),
-        Arc::new(SystemClock),
-        EngineShared::new(),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(engine.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, task) = start_engine(&f, "w1", Some(hook));
 
     let boom = add(
         &f.store,
@@ -202,34 +228,13 @@ async fn completes_fails_and_survives_a_panicking_stage() {
     )
     .await;
 
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("engine stops in time")
-        .unwrap();
+    stop_engine(stop_tx, task, Duration::from_secs(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_releases_runs_and_a_new_engine_resumes_them() {
     let f = fixture().await;
-    let start = |worker: &str| {
-        let engine = Engine::new(
-            f.store.clone(),
-            f.models.clone(),
-            None,
-            options(&f, worker, None),
-            Arc::new(SystemClock),
-            EngineShared::new(),
-        );
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        (
-            tx,
-            tokio::spawn(engine.run(async move {
-                let _ = rx.await;
-            })),
-        )
-    };
-    let (stop, task) = start("w1");
+    let (stop, task) = start_engine(&f, "w1", None);
     let id = add(
         &f.store,
         "long",
@@ -241,25 +246,17 @@ async fn shutdown_releases_runs_and_a_new_engine_resumes_them() {
     assert_eq!(r.owner.as_deref(), Some("w1"));
 
     let t0 = Instant::now();
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .expect("engine stops within the shutdown bound")
-        .unwrap();
+    stop_engine(stop, task, Duration::from_secs(15)).await;
     let r = f.store.get_run(&id).await.unwrap();
     assert_eq!(r.state, RunState::Pending, "released on shutdown");
     assert_eq!(r.owner, None);
     eprintln!("shutdown took {:?}", t0.elapsed());
 
-    let (stop, task) = start("w2");
+    let (stop, task) = start_engine(&f, "w2", None);
     let r = wait_state(&f.store, &id, RunState::Running, Duration::from_secs(30)).await;
     assert_eq!(r.owner.as_deref(), Some("w2"));
     assert_eq!(r.attempts, 2);
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .unwrap()
-        .unwrap();
+    stop_engine(stop, task, Duration::from_secs(15)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,18 +264,7 @@ async fn rtsp_source_lost_is_retried_then_fails_when_gone_for_good() {
     let f = fixture().await;
     let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/vtest.avi");
     let mut server = sightline_media::testing::TestRtspServer::start(0, clip, "/cam").unwrap();
-    let engine = Engine::new(
-        f.store.clone(),
-        f.models.clone(),
-        None,
-        options(&f, "w1", None),
-        Arc::new(SystemClock),
-        EngineShared::new(),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(engine.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, task) = start_engine(&f, "w1", None);
     let id = add(&f.store, "cam", &server.url(), None).await;
     wait_state(&f.store, &id, RunState::Running, Duration::from_secs(30)).await;
 
@@ -309,11 +295,7 @@ async fn rtsp_source_lost_is_retried_then_fails_when_gone_for_good() {
     assert_eq!(p[3].1, "source_lost");
     assert_eq!(p[4].1, "source_reconnected");
 
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .unwrap()
-        .unwrap();
+    stop_engine(stop_tx, task, Duration::from_secs(20)).await;
 }
 
 /// The run's `connect.rtsp_transport` reaches the camera: against a UDP-only camera (the
@@ -339,18 +321,7 @@ async fn rtsp_transport_of_the_config_is_used_and_refusals_fail_with_their_own_c
         .put_config_version("t", &serde_json::to_value(&cfg).unwrap())
         .await
         .unwrap();
-    let engine = Engine::new(
-        f.store.clone(),
-        f.models.clone(),
-        None,
-        options(&f, "w1", None),
-        Arc::new(SystemClock),
-        EngineShared::new(),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(engine.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, task) = start_engine(&f, "w1", None);
     let url = camera.url("rtsp", "", "/cam");
     let started = Instant::now();
     let refused = add(&f.store, "tcp-only", &url, Some(tcp.version)).await;
@@ -380,9 +351,5 @@ async fn rtsp_transport_of_the_config_is_used_and_refusals_fail_with_their_own_c
     )
     .await;
 
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("engine stops in time")
-        .unwrap();
+    stop_engine(stop_tx, task, Duration::from_secs(20)).await;
 }
