@@ -282,39 +282,44 @@ impl Source {
             return Self::open_with(&opts, &spec, None);
         }
         match spec.forced_rtsp_transport().unwrap_or(opts.rtsp_transport) {
-            RtspTransport::Auto => match Self::open_with(&opts, &spec, Some(RtspTransport::Tcp)) {
+            RtspTransport::Auto => match Self::open_rtsp(&opts, &spec, RtspTransport::Tcp) {
                 Err(e) if e.kind == MediaErrorKind::TransportRefused => {
                     tracing::info!(uri = %mask_uri(&opts.uri),
                         "the camera refused RTP over TCP; trying UDP");
-                    // The refused session may still be tearing down on the camera, which
-                    // answers `503 Service Unavailable` meanwhile: a few quick retries.
-                    let mut udp = Self::open_with(&opts, &spec, Some(RtspTransport::Udp));
-                    for _ in 0..3 {
-                        match &udp {
-                            Err(e) if e.kind == MediaErrorKind::Unreachable => {
-                                std::thread::sleep(Duration::from_millis(250));
-                                udp = Self::open_with(&opts, &spec, Some(RtspTransport::Udp));
-                            }
-                            _ => break,
-                        }
-                    }
-                    udp.map_err(|e| {
-                        if e.kind == MediaErrorKind::TransportRefused {
-                            MediaError::new(
-                                MediaErrorKind::TransportRefused,
-                                &opts.uri,
-                                "the camera refused RTP over TCP and over UDP \
-                                 (461 Unsupported transport)",
-                            )
-                        } else {
-                            e
-                        }
+                    Self::open_rtsp(&opts, &spec, RtspTransport::Udp).map_err(|e| match e.kind {
+                        MediaErrorKind::TransportRefused => MediaError::new(
+                            MediaErrorKind::TransportRefused,
+                            &opts.uri,
+                            "the camera refused RTP over TCP and over UDP \
+                             (461 Unsupported transport)",
+                        ),
+                        _ => e,
                     })
                 }
                 other => other,
             },
-            forced => Self::open_with(&opts, &spec, Some(forced)),
+            forced => Self::open_rtsp(&opts, &spec, forced),
         }
+    }
+
+    /// One RTSP open with `transport`. A camera that answers `503 Service Unavailable` (busy,
+    /// e.g. still tearing down a session it just refused) gets a few quick retries.
+    fn open_rtsp(
+        opts: &SourceOptions,
+        spec: &SourceSpec,
+        transport: RtspTransport,
+    ) -> Result<Source, MediaError> {
+        let mut result = Self::open_with(opts, spec, Some(transport));
+        for _ in 0..3 {
+            match &result {
+                Err(e) if e.kind == MediaErrorKind::Unreachable && e.message.contains("(503)") => {
+                    std::thread::sleep(Duration::from_millis(250));
+                    result = Self::open_with(opts, spec, Some(transport));
+                }
+                _ => break,
+            }
+        }
+        result
     }
 
     fn open_with(
