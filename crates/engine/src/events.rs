@@ -19,8 +19,23 @@ pub trait EventSink: Send {
 #[error("event sink: {0}")]
 pub struct SinkError(pub String);
 
+/// How a run's events get their ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventIds {
+    /// Time-ordered random ids (UUIDv7): live sources and looped files, whose events after
+    /// a restart are new ones.
+    #[default]
+    Random,
+    /// Ids derived from the run and the rule decision ([`EventId::derived`]): a file played
+    /// once, which a takeover or a restart replays from its start. The replayed events get
+    /// the ids they had and the store keeps each once (`ON CONFLICT (id) DO NOTHING`, and no
+    /// second outbox row), so nothing is stored or notified twice. `base_ms` is the run's
+    /// creation time.
+    Replay { base_ms: i64 },
+}
+
 /// Turns rule events into stored events.
-pub fn stamp(run: &RunId, clock: &dyn Clock, body: Vec<RuleEvent>) -> Vec<Event> {
+pub fn stamp(run: &RunId, clock: &dyn Clock, ids: EventIds, body: Vec<RuleEvent>) -> Vec<Event> {
     let wall_ms = clock
         .wall()
         .duration_since(std::time::UNIX_EPOCH)
@@ -28,7 +43,10 @@ pub fn stamp(run: &RunId, clock: &dyn Clock, body: Vec<RuleEvent>) -> Vec<Event>
         .unwrap_or(0);
     body.into_iter()
         .map(|b| Event {
-            id: EventId::generate(),
+            id: match ids {
+                EventIds::Random => EventId::generate(),
+                EventIds::Replay { base_ms } => EventId::derived(run, base_ms, &b),
+            },
             run_id: run.clone(),
             wall_ms,
             body: b,

@@ -16,7 +16,7 @@ pub mod taps;
 pub mod telemetry;
 pub mod writer;
 
-pub use events::{ChannelSink, EventSink, JsonLinesSink, MemorySink};
+pub use events::{ChannelSink, EventIds, EventSink, JsonLinesSink, MemorySink};
 pub use models::{LoadedModel, ModelCache, runtime_options};
 pub use processor::{CutPicture, FrameProcessor, StageTimings, StatusText};
 pub use run::{

@@ -41,6 +41,9 @@ pub struct RunSpec {
     /// A run created through the API: its source is checked against this policy right
     /// before every connection, and a network source's address pinned (issue 19).
     pub confined: Option<Arc<sightline_config::SourcePolicy>>,
+    /// How events get their ids (derived for a file played once, so a replay after a
+    /// takeover does not store them twice).
+    pub event_ids: crate::events::EventIds,
 }
 
 /// Why a run ended.
@@ -598,7 +601,12 @@ impl RunLoop {
             status
                 .events
                 .fetch_add(events.len() as u64, Ordering::Relaxed);
-            let mut stamped = stamp(&self.spec.run_id, self.ctx.clock.as_ref(), events);
+            let mut stamped = stamp(
+                &self.spec.run_id,
+                self.ctx.clock.as_ref(),
+                self.spec.event_ids,
+                events,
+            );
             let pictures = proc.take_pictures();
             if !pictures.is_empty() {
                 self.store_pictures(&mut stamped, pictures);

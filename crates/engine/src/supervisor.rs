@@ -453,8 +453,16 @@ impl Engine {
             _ => None,
         };
         let stall_timeout = Duration::from_secs_f64(config.watchdog.stall_timeout_s);
+        let event_ids = if run::is_file_uri(rec.source.expose()) && !options.loop_file {
+            crate::events::EventIds::Replay {
+                base_ms: rec.created_at.timestamp_millis(),
+            }
+        } else {
+            crate::events::EventIds::Random
+        };
         let spec = RunSpec {
             run_id: id.clone(),
+            event_ids,
             source_uri: rec.source.expose().to_owned(),
             config: Arc::new(config),
             pacing,

@@ -16,6 +16,7 @@ use sightline_core::{
     BBox, Direction, Event, EventId, EventKind, EventMedia, Pts, RuleEvent, RunId, TrackId,
 };
 use sqlx::types::Json;
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Events per INSERT statement (14 parameters each: well under SQLite's 32 766 and
@@ -176,18 +177,19 @@ fn flatten(ev: &Event) -> Result<EventCols<'_>> {
 }
 
 /// Inserts `events` (and one outbox row per event and sink chosen by `route`) inside `tx`.
-/// Returns the number of events newly inserted (an id already stored is skipped, so a batch
-/// retried after an ambiguous failure does not duplicate).
+/// Returns the number of events newly inserted. An id already stored is skipped, with its
+/// outbox rows: a batch retried after an ambiguous failure, or the events of a file run
+/// replayed after a takeover (derived ids), are neither stored nor notified twice.
 async fn insert_batch(
     tx: &mut Tx,
     now: i64,
     events: &[Event],
     route: &(dyn Fn(&Event) -> Vec<String> + Send + Sync),
 ) -> Result<u64> {
-    let mut inserted = 0;
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
     for chunk in events.chunks(EVENT_CHUNK) {
         let cols = chunk.iter().map(flatten).collect::<Result<Vec<_>>>()?;
-        inserted += on_tx!(&mut *tx, c => {
+        let new_ids: Vec<Uuid> = on_tx!(&mut *tx, c => {
             let mut qb = sqlx::QueryBuilder::new(
                 "INSERT INTO events (id, run_id, type, rule, class, track_id, zone, line, \
                  direction, pts_ns, wall_ms, confidence, bbox, payload) ");
@@ -207,12 +209,16 @@ async fn insert_batch(
                     .push_bind(ev.bbox.as_ref().map(Json))
                     .push_bind(Json(&ev.extra));
             });
-            qb.push(" ON CONFLICT (id) DO NOTHING");
-            qb.build().execute(&mut *c).await?.rows_affected()
+            qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            qb.build_query_scalar::<Uuid>().fetch_all(&mut *c).await?
         });
+        inserted.extend(new_ids);
     }
     let mut rows: Vec<(Uuid, String, Value)> = Vec::new();
     for ev in events {
+        if !inserted.contains(&ev.id.0) {
+            continue;
+        }
         let sinks = route(ev);
         if sinks.is_empty() {
             continue;
@@ -252,7 +258,7 @@ async fn insert_batch(
             .await?
             .rows_affected());
     }
-    Ok(inserted)
+    Ok(inserted.len() as u64)
 }
 
 impl Store {

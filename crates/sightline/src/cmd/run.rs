@@ -134,6 +134,7 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
         pacing: f.fast.then_some(Pacing::Fast),
         loop_file: f.loop_file,
         confined: None,
+        event_ids: Default::default(),
     };
     let ctx = RunContext {
         hook: None,
