@@ -198,10 +198,20 @@ fn media_volume_full_survival_mode_keeps_every_event() {
     );
     // The janitor works from the index: a segment file nobody indexed is never deleted.
     let unindexed: Vec<&String> = segments.iter().filter(|k| !indexed.contains(k)).collect();
+    let about: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            unindexed.iter().any(|k| {
+                let name = k.rsplit('/').next().unwrap_or(k);
+                l.contains(name.trim_end_matches(".mp4")) || l.contains("recording")
+            })
+        })
+        .collect();
     assert!(
         unindexed.is_empty(),
         "recording files on the volume that no recordings row names: {unindexed:?} \
-         (indexed: {indexed:?})"
+         (indexed: {indexed:?}); the log about recordings:\n{}",
+        about.join("\n")
     );
     let seg_closed = metric(&m, "sightline_recording_segments_total", "closed") as u64;
     let seg_failed = metric(&m, "sightline_recording_segments_total", "abandoned") as u64;
