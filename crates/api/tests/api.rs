@@ -203,6 +203,13 @@ async fn configs_are_versioned_and_validated_with_paths() {
     }
     let r = post_json(&app, "/v1/configs/lobby", None, &json!({"modle": {}})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // An array where the schema has an object (serde alone would fill the struct by
+    // position): refused, naming the field.
+    let mut arr = config_json();
+    arr["media"] = json!({"retention": [null, null]});
+    let r = post_json(&app, "/v1/configs/lobby", None, &arr).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json());
+    assert_eq!(r.json()["error"]["details"][0]["path"], "media.retention");
     let r = post_json(
         &app,
         "/v1/configs/x",
@@ -340,6 +347,23 @@ async fn runs_lifecycle_over_http() {
     assert_eq!(r.json()["config_version"], 2);
     let r = post_json(&app, "/v1/runs/cam1/config", None, &json!({"version": 9})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // JSON does not tell 2 from 2.0 (nor does the schema's `integer`); 2.5 is no version.
+    let r = post_json(&app, "/v1/runs/cam1/config", None, &json!({"version": 2.0})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let r = post_json(&app, "/v1/runs/cam1/config", None, &json!({"version": 2.5})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Pages larger than the declared maximum are refused, not silently cut.
+    let r = get(&app, "/v1/runs?limit=1001", None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["error"]["details"][0]["path"], "limit");
+    assert_eq!(
+        get(&app, "/v1/runs?limit=1000", None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&app, "/v1/runs?state=", None).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
     // Snapshot of a run not executing here.
     let r = get(&app, "/v1/runs/cam1/snapshot.jpg", None).await;
@@ -411,6 +435,14 @@ async fn events_query_and_stream() {
     )
     .await;
     assert_eq!(r.json()["items"].as_array().unwrap().len(), 0);
+
+    assert_eq!(
+        get(&app, "/v1/events?limit=5000", None).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // A stream for a run that does not exist is an error, not a silent stream.
+    let r = get(&app, "/v1/events/stream?run=nope", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // SSE: only the requested run's events arrive.
     let req = axum::http::Request::get("/v1/events/stream?run=r1")

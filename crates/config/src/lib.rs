@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod secret;
 pub mod server;
+mod shape;
 pub mod sources;
 
 pub use media::{

@@ -141,6 +141,14 @@ fn path_or_root(p: &serde_path_to_error::Path) -> String {
 impl PipelineConfig {
     /// Parses TOML; the error names the field.
     pub fn from_toml(text: &str) -> Result<PipelineConfig, PipelineConfigError> {
+        // An array where a table belongs (serde would fill the struct by position).
+        if let Ok(doc) = toml::from_str::<toml::Value>(text)
+            && let Ok(doc) = serde_json::to_value(doc)
+            && let Some((path, message)) =
+                crate::shape::array_for_object(&doc, &Self::json_schema())
+        {
+            return Err(PipelineConfigError::Parse { path, message });
+        }
         let de = toml::Deserializer::new(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = path_or_root(e.path());
@@ -154,6 +162,13 @@ impl PipelineConfig {
 
     /// Parses JSON; the error names the field.
     pub fn from_json(text: &str) -> Result<PipelineConfig, PipelineConfigError> {
+        // An array where an object belongs (serde would fill the struct by position).
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(text)
+            && let Some((path, message)) =
+                crate::shape::array_for_object(&doc, &Self::json_schema())
+        {
+            return Err(PipelineConfigError::Parse { path, message });
+        }
         let de = &mut serde_json::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| PipelineConfigError::Parse {
             path: path_or_root(e.path()),

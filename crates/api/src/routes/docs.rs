@@ -67,8 +67,9 @@ impl Modify for Bearer {
 /// operations are open (`/health` always; `/ready` and `/metrics` when the server opens its
 /// probes, so a token is optional there), and the error answers every operation can give —
 /// `401` (no or bad token) and `403` (role too low) where a token is needed, `400` (malformed
-/// path, query or body), `415` (a body of another content type) and `413` where a body is
-/// taken — each with the `ErrorBody` shape.
+/// path, query or body) and `422` (a field that fails validation) where there is input,
+/// `415` (a body of another content type) and `413` where a body is taken — each with the
+/// `ErrorBody` shape.
 struct ContractResponses;
 
 impl Modify for ContractResponses {
@@ -114,6 +115,10 @@ impl Modify for ContractResponses {
                 }
                 if has_input {
                     add("400", "a malformed path, query or body");
+                    add(
+                        "422",
+                        "a parameter or field failed validation (`details` names each one)",
+                    );
                 }
                 if has_body {
                     add("413", "the body is larger than the server accepts");

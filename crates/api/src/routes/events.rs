@@ -26,21 +26,30 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventListQuery {
+    /// Run id.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub run: Option<String>,
     /// `zone_enter`, `zone_exit`, `line_cross`, `dwell`, `count`, `detected`.
     #[serde(rename = "type")]
+    #[param(pattern = r"^(zone_enter|zone_exit|line_cross|dwell|count|detected)$")]
     pub kind: Option<String>,
     pub class: Option<String>,
     pub zone: Option<String>,
     pub line: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// `next_cursor` of the previous page (an event id).
+    #[param(format = Uuid)]
     pub cursor: Option<String>,
-    /// Page size (default 100, at most 1000).
+    /// Page size (default 100, at most 1000; 0 means the default).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
     /// `asc` (oldest first, the default) or `desc` (newest first).
+    #[param(pattern = "^(asc|desc)$")]
     pub order: Option<String>,
 }
 
@@ -57,6 +66,8 @@ pub struct EventPage {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Only this run's events.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub run: Option<String>,
 }
 
@@ -116,7 +127,7 @@ pub(crate) async fn list_events(
         since: time("since", q.since.as_deref(), &mut errs),
         until: time("until", q.until.as_deref(), &mut errs),
         cursor: q.cursor,
-        limit: q.limit.unwrap_or(0),
+        limit: super::page_limit(q.limit, &mut errs),
         order,
     };
     if !errs.is_empty() {
@@ -137,7 +148,8 @@ pub(crate) async fn list_events(
 
 /// Live events as Server-Sent Events (`event: rule`, data: the event JSON).
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(StreamQuery),
-    responses((status = 200, content_type = "text/event-stream", body = String)))]
+    responses((status = 200, content_type = "text/event-stream", body = String),
+    (status = 404, description = "no such run", body = crate::error::ErrorBody)))]
 pub(crate) async fn stream_events(
     State(state): State<ApiState>,
     QueryParams(q): QueryParams<StreamQuery>,
@@ -146,6 +158,10 @@ pub(crate) async fn stream_events(
     let run = run_id(q.run.as_deref(), &mut errs);
     if !errs.is_empty() {
         return Err(ApiError::fields("invalid_query", &errs));
+    }
+    if let Some(r) = &run {
+        // A typo in the run id is an error, not a stream that stays silent forever.
+        state.inner.store.get_run(r).await?;
     }
     let rx = state.inner.engine.subscribe_events();
     let stream = BroadcastStream::new(rx).filter_map(move |item| {

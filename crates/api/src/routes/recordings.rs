@@ -129,16 +129,24 @@ fn parse_time(field: &'static str, v: Option<&str>, errs: &mut FieldErrors) -> O
     }
 }
 
-/// `GET /v1/runs/{id}/recordings` filters.
+/// `GET /v1/runs/{id}/recordings` filters. Times (here and in [`ClipQuery`]) are declared
+/// with the pattern of what [`parse_time`] takes: epoch milliseconds or RFC 3339.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecordingListQuery {
     /// Segments ending after this time (RFC 3339 or epoch ms).
+    #[param(
+        pattern = r"^\s*(-?[0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     pub since: Option<String>,
     /// Segments starting before this time.
+    #[param(
+        pattern = r"^\s*(-?[0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     pub until: Option<String>,
     pub cursor: Option<String>,
-    /// Page size (default 100, at most 1000).
+    /// Page size (default 100, at most 1000; 0 means the default).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -211,6 +219,7 @@ pub(crate) async fn list_recordings(
     let mut errs = FieldErrors::new();
     let since = parse_time("since", q.since.as_deref(), &mut errs);
     let until = parse_time("until", q.until.as_deref(), &mut errs);
+    let limit = super::page_limit(q.limit, &mut errs);
     if !errs.is_empty() {
         return Err(ApiError::fields("invalid_query", &errs));
     }
@@ -223,7 +232,7 @@ pub(crate) async fn list_recordings(
             until_ms: until,
             closed_only: false,
             cursor: q.cursor,
-            limit: q.limit.unwrap_or(0),
+            limit,
         })
         .await?;
     Ok(Json(RecordingPage {
@@ -280,10 +289,16 @@ pub(crate) async fn download_segment(
 #[into_params(parameter_in = Query)]
 pub struct ClipQuery {
     /// Start (RFC 3339 or epoch ms). The clip starts at the keyframe at or before it.
-    #[param(required = true)]
+    #[param(
+        required = true,
+        pattern = r"^\s*(-?[0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     pub start: Option<String>,
     /// End (RFC 3339 or epoch ms), after `start`; at most one hour later.
-    #[param(required = true)]
+    #[param(
+        required = true,
+        pattern = r"^\s*(-?[0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     pub end: Option<String>,
 }
 
@@ -300,6 +315,8 @@ pub(crate) async fn clip(
 ) -> ApiResult<Response> {
     let media = media(&state)?;
     let run = parse_run_id(&id)?;
+    // An unknown run is 404 whatever the range says.
+    state.inner.store.get_run(&run).await?;
     let mut errs = FieldErrors::new();
     let start = parse_time("start", q.start.as_deref(), &mut errs);
     let end = parse_time("end", q.end.as_deref(), &mut errs);
@@ -320,7 +337,6 @@ pub(crate) async fn clip(
     let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::fields("invalid_range", &errs));
     };
-    state.inner.store.get_run(&run).await?;
     let work = tempfile::tempdir().map_err(|e| ApiError::internal("clip scratch dir", &e))?;
     let out = work.path().join("clip.mp4");
     match clips::export(

@@ -114,9 +114,11 @@ pub struct RunPage {
 #[into_params(parameter_in = Query)]
 pub struct RunListQuery {
     /// `pending`, `starting`, `running`, `retrying`, `stopping`, `stopped`, `completed`, `failed`.
+    #[param(pattern = "^(pending|starting|running|retrying|stopping|stopped|completed|failed)$")]
     pub state: Option<String>,
     pub cursor: Option<String>,
-    /// Page size (default 100, at most 1000).
+    /// Page size (default 100, at most 1000; 0 means the default).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -125,7 +127,23 @@ pub struct RunListQuery {
 #[serde(deny_unknown_fields)]
 pub struct ApplyConfig {
     /// Version of the run's config to apply (default: latest).
+    #[serde(default, deserialize_with = "integral")]
     pub version: Option<i64>,
+}
+
+/// An optional JSON integer, written as `3` or `3.0`: JSON (and JSON Schema's `integer`)
+/// does not tell them apart, though serde's `i64` takes only the first.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom(format!("{n} is not an integer"))),
+    }
 }
 
 pub(crate) fn run_dto(state: &ApiState, r: RunRecord) -> RunDto {
@@ -284,20 +302,27 @@ pub(crate) async fn list_runs(
     State(state): State<ApiState>,
     QueryParams(q): QueryParams<RunListQuery>,
 ) -> ApiResult<Json<RunPage>> {
+    let mut errs = FieldErrors::new();
     let run_state = match q.state.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(RunState::parse(s).ok_or_else(|| {
-            let mut e = FieldErrors::new();
-            e.push("state", format!("unknown state {s:?}"));
-            ApiError::fields("invalid_query", &e)
-        })?),
+        None => None,
+        Some(s) => {
+            let parsed = RunState::parse(s);
+            if parsed.is_none() {
+                errs.push("state", format!("unknown state {s:?}"));
+            }
+            parsed
+        }
     };
+    let limit = super::page_limit(q.limit, &mut errs);
+    if !errs.is_empty() {
+        return Err(ApiError::fields("invalid_query", &errs));
+    }
     let page = state
         .inner
         .store
         .list_runs(&RunFilter {
             state: run_state,
-            limit: q.limit.unwrap_or(0),
+            limit,
             cursor: q.cursor,
         })
         .await?;
