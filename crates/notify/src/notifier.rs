@@ -109,6 +109,9 @@ pub(crate) struct Ctx {
     poll: Duration,
     max_depth: u64,
     last_depth: Option<Instant>,
+    /// After a failed delivery, nothing newer is claimed before the failed rows' retry time
+    /// (see [`Ctx::claim`]).
+    hold_until: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Ctx {
@@ -191,7 +194,25 @@ impl Ctx {
 
     /// Claims up to `limit` due rows, hidden from other tasks for `visibility`. A store
     /// error is logged and yields nothing (the caller idles and tries again).
+    ///
+    /// After a failure the sink holds back until the failed rows are due again: newer rows,
+    /// which are due at once, would otherwise overtake the ones waiting for their retry,
+    /// and a receiver would see events out of order after every outage. Then the oldest
+    /// rows go first again (rows are claimed in insertion order), so a sink with one
+    /// request in flight delivers in order.
     pub(crate) async fn claim(&self, limit: u32, visibility: Duration) -> Vec<OutboxRow> {
+        let now = self.now();
+        {
+            let mut hold = self.hold_until.lock().unwrap_or_else(|p| p.into_inner());
+            match *hold {
+                // In milliseconds, the precision the outbox stores retry times in.
+                Some(until) if now.timestamp_millis() < until.timestamp_millis() => {
+                    return Vec::new();
+                }
+                Some(_) => *hold = None,
+                None => {}
+            }
+        }
         match self
             .store
             .claim_due(&self.state.name, limit, self.now(), visibility)
@@ -232,6 +253,9 @@ impl Ctx {
                 .collect()
         };
         let dead = plan.iter().filter(|p| p.2).count() as u64;
+        if let Some(first_retry) = plan.iter().filter(|p| !p.2).map(|p| p.1).min() {
+            *self.hold_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(first_retry);
+        }
         for (id, at, is_dead) in plan {
             if let Err(e) = self.store.mark_failed(id, at, error, is_dead).await {
                 tracing::warn!(sink = self.sink(), outbox_id = id, error = %e,
@@ -319,6 +343,7 @@ impl Notifier {
                 poll: Duration::from_millis(config.poll_interval_ms),
                 max_depth: config.max_outbox_depth,
                 last_depth: None,
+                hold_until: Mutex::new(None),
             };
             let task = match sink {
                 SinkConfig::Mqtt(m) => tokio::spawn(crate::mqtt::run(ctx, m.clone())),
