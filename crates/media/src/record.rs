@@ -116,6 +116,11 @@ struct RecShared {
     opts: RecordOptions,
     clock: Mutex<Clockmap>,
     current: Mutex<Option<PathBuf>>,
+    /// Files splitmuxsink was told to write (`format-location`) and that were not reported
+    /// opened yet. After a write error splitmuxsink may still open the next file while the
+    /// pipeline goes down, when nothing watches its bus any more: such a file has no index
+    /// row, so nobody would ever delete it. `teardown` removes what is left here.
+    named: Mutex<Vec<PathBuf>>,
     failed: AtomicBool,
     eos: Mutex<bool>,
     eos_cv: Condvar,
@@ -230,6 +235,12 @@ fn teardown(mut p: RecPipe) {
     if let Some(t) = p.bus.take() {
         let _ = t.join();
     }
+    // Files opened but never reported (see `RecShared::named`): not indexed, not playable.
+    for path in p.shared.named.lock().drain(..) {
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::warn!(path = %path.display(), "removed a segment file the failed recording left unindexed");
+        }
+    }
 }
 
 fn build(name: &str, opts: &RecordOptions, base_pts: u64) -> Result<RecPipe, MediaError> {
@@ -258,14 +269,17 @@ fn build(name: &str, opts: &RecordOptions, base_pts: u64) -> Result<RecPipe, Med
         opts: opts.clone(),
         clock: Mutex::new(Clockmap::default()),
         current: Mutex::new(None),
+        named: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
         eos: Mutex::new(false),
         eos_cv: Condvar::new(),
         stop: AtomicBool::new(false),
     });
     let loc = opts.location.clone();
+    let named = shared.clone();
     split.connect("format-location", false, move |_| {
         let p = loc();
+        named.named.lock().push(p.clone());
         Some(p.to_string_lossy().to_string().to_value())
     });
     pipeline
@@ -328,6 +342,7 @@ fn watch(name: &str, bus: gst::Bus, s: &RecShared) {
                 let path = PathBuf::from(location);
                 let pts = Duration::from_nanos(rt);
                 if opened {
+                    s.named.lock().retain(|p| *p != path);
                     *s.current.lock() = Some(path.clone());
                     (s.opts.on_segment)(SegmentEvent::Opened { path, wall, pts });
                 } else {

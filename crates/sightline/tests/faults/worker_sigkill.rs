@@ -75,13 +75,21 @@ async fn sigkill_while_events_are_written_loses_and_duplicates_nothing() {
 
     let _b = Guard(Some(env.worker("wb", &[])));
     let t_kill = Instant::now();
-    env.wait_state(
-        "clip",
-        &["running"],
-        Duration::from_secs(LEASE_TTL_S + 20),
-        &["wb"],
-    );
-    let takeover = t_kill.elapsed();
+    // The dead worker's lease still says `running`: wait for wb to own the run.
+    let takeover = loop {
+        let r = env.run("clip");
+        let owner = r["owner"].as_str().or_else(|| r["run"]["owner"].as_str());
+        let state = env.state("clip");
+        if owner == Some("wb") && (state == "running" || state == "completed") {
+            break t_kill.elapsed();
+        }
+        assert!(
+            t_kill.elapsed() < Duration::from_secs(LEASE_TTL_S + 20),
+            "wb did not take the run over: {r}\n{}",
+            env.log("wb")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     env.wait_state("clip", &["completed"], Duration::from_secs(180), &["wb"]);
 
     let events = env.events("clip");
