@@ -9,9 +9,9 @@
 
 #![allow(clippy::print_stderr)]
 
+mod camera_outage;
 #[path = "../common/mod.rs"]
 mod common;
-mod camera_outage;
 mod harness;
 mod malformed_sources;
 mod media_full;
