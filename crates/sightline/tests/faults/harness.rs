@@ -285,3 +285,21 @@ pub fn duplicates(events: &[Value]) -> usize {
     let keys: std::collections::HashSet<String> = events.iter().map(event_key).collect();
     events.len() - keys.len()
 }
+
+/// Stores [`demo_toml_lean`] as `demo`, starts worker `w1` and adds the sample clip, played
+/// once as fast as possible, as run `id`: the golden replay under a fault.
+pub fn start_fast_clip_run(env: &Env, id: &str) -> Guard {
+    env.config("demo", &demo_toml_lean());
+    let worker = Guard(Some(env.worker("w1", &[])));
+    env.add_run(id, &sample_clip(), "demo", &["--pacing", "fast"]);
+    worker
+}
+
+/// SIGTERM to the worker `id`: it must exit cleanly within 30 s.
+pub fn stop_worker(env: &Env, worker: &mut Guard, id: &str) {
+    let child = worker.0.as_mut().expect("a running worker");
+    crate::common::sigterm(child);
+    let st = wait_exit(child, Duration::from_secs(30), "worker");
+    worker.0 = None;
+    assert!(st.success(), "worker exit: {st}\n{}", env.log(id));
+}

@@ -126,14 +126,7 @@ fn mqtt_broker_outage_delivers_every_stored_event() {
     )
     .unwrap();
     env.var("SIGHTLINE_CONFIG", server.to_str().unwrap());
-    env.config("demo", &harness::demo_toml_lean());
-    let mut worker = Guard(Some(env.worker("w1", &[])));
-    env.add_run(
-        "mqtt-outage",
-        &harness::sample_clip(),
-        "demo",
-        &["--pacing", "fast"],
-    );
+    let mut worker = harness::start_fast_clip_run(&env, "mqtt-outage");
 
     // The first event reaches the subscriber: the broker goes down.
     harness::wait_for(Duration::from_secs(120), "first event delivered", || {
@@ -214,14 +207,7 @@ fn mqtt_broker_outage_delivers_every_stored_event() {
     );
     assert!(alive, "the worker died\n{}", env.log("w1"));
 
-    crate::common::sigterm(worker.0.as_ref().unwrap());
-    let st = harness::wait_exit(
-        worker.0.as_mut().unwrap(),
-        Duration::from_secs(30),
-        "worker",
-    );
-    worker.0 = None;
-    assert!(st.success(), "worker exit: {st}\n{}", env.log("w1"));
+    harness::stop_worker(&env, &mut worker, "w1");
     drop(sub);
     broker.stop();
 }

@@ -5,7 +5,7 @@
 //! lost and none twice, and the worker must stay alive and still claim a new run.
 
 use crate::common::free_port;
-use crate::harness::{self, Env, GOLDEN_EVENTS, Guard};
+use crate::harness::{self, Env, GOLDEN_EVENTS};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -139,10 +139,8 @@ fn postgres_restart_mid_run_loses_no_event() {
     let t_test = Instant::now();
     let pg = PrivatePg::start();
     let env = Env::postgres(&pg.url());
-    env.config("demo", &harness::demo_toml_lean());
-    let mut worker = Guard(Some(env.worker("w1", &[])));
+    let mut worker = harness::start_fast_clip_run(&env, "pg-restart");
     let clip = harness::sample_clip();
-    env.add_run("pg-restart", &clip, "demo", &["--pacing", "fast"]);
 
     // Events are flowing: a few are stored and the run is still going.
     let before = harness::wait_for(Duration::from_secs(120), "first stored events", || {
@@ -225,12 +223,5 @@ fn postgres_restart_mid_run_loses_no_event() {
     );
     assert_eq!(owner, "w1", "the second run's owner");
 
-    crate::common::sigterm(worker.0.as_ref().unwrap());
-    let st = harness::wait_exit(
-        worker.0.as_mut().unwrap(),
-        Duration::from_secs(30),
-        "worker",
-    );
-    worker.0 = None;
-    assert!(st.success(), "worker exit: {st}\n{}", env.log("w1"));
+    harness::stop_worker(&env, &mut worker, "w1");
 }

@@ -18,7 +18,7 @@
 //! `batched` array is in order; for `batched` the number of events accepted after a later
 //! one is printed, not asserted.
 
-use crate::harness::{self, Env, GOLDEN_EVENTS, Guard};
+use crate::harness::{self, Env, GOLDEN_EVENTS};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -190,14 +190,7 @@ fn webhook_outage_delivers_every_event_signed() {
     let server_file = env.path("server.toml");
     std::fs::write(&server_file, server).unwrap();
     env.var("SIGHTLINE_CONFIG", server_file.to_str().unwrap());
-    env.config("demo", &harness::demo_toml_lean());
-    let mut worker = Guard(Some(env.worker("w1", &[])));
-    env.add_run(
-        "hook-outage",
-        &harness::sample_clip(),
-        "demo",
-        &["--pacing", "fast"],
-    );
+    let mut worker = harness::start_fast_clip_run(&env, "hook-outage");
 
     // The outage: from the first request, 30 s of 500s.
     let t_down = harness::wait_for(Duration::from_secs(120), "first webhook request", || {
@@ -339,12 +332,5 @@ fn webhook_outage_delivers_every_event_signed() {
         "the worker died\n{}",
         env.log("w1")
     );
-    crate::common::sigterm(worker.0.as_ref().unwrap());
-    let st = harness::wait_exit(
-        worker.0.as_mut().unwrap(),
-        Duration::from_secs(30),
-        "worker",
-    );
-    worker.0 = None;
-    assert!(st.success(), "worker exit: {st}\n{}", env.log("w1"));
+    harness::stop_worker(&env, &mut worker, "w1");
 }

@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 const LEASE_TTL_S: u64 = 3;
 
-fn pipeline() -> String {
-    let demo = std::fs::read_to_string(crate::common::repo().join("configs/demo.toml")).unwrap();
-    // The demo's model and rules; no pictures or RTSP output (not what is tested here).
-    demo.replace("crops = true", "crops = false")
-        .replace("snapshots = true", "snapshots = false")
-        .replace("[output]\nrtsp = true", "[output]\nrtsp = false")
-}
-
 async fn outbox_rows(db: &str) -> (i64, i64) {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(db).await.unwrap();
@@ -45,7 +37,7 @@ async fn sigkill_while_events_are_written_loses_and_duplicates_nothing() {
     .unwrap();
     env.var("SIGHTLINE_CONFIG", server_toml.to_str().unwrap());
     env.cli(&["migrate"]);
-    env.config("demo", &pipeline());
+    env.config("demo", &harness::demo_toml_lean());
     env.add_run("clip", "samples/vtest.avi", "demo", &["--pacing", "fast"]);
 
     let mut a = Guard(Some(env.worker("wa", &[])));
