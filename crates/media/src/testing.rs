@@ -181,12 +181,18 @@ impl ReferenceCamera {
     ///
     /// Panics if the camera cannot start (test helper).
     pub fn start(transport: &str, auth: Option<(&str, &str)>) -> ReferenceCamera {
+        Self::start_on(0, transport, auth)
+    }
+
+    /// Like [`ReferenceCamera::start`], on `port` (0: any free port). A camera started again
+    /// on the port of one that was killed comes back where clients expect it.
+    pub fn start_on(port: u16, transport: &str, auth: Option<(&str, &str)>) -> ReferenceCamera {
         use std::io::BufRead;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rtsp_camera.py");
         // The system interpreter: python3-gi is a Debian package, not in any venv.
         let mut cmd = std::process::Command::new("/usr/bin/python3");
         cmd.arg(script)
-            .args(["--port", "0", "--transport", transport]);
+            .args(["--port", &port.to_string(), "--transport", transport]);
         if let Some((user, password)) = auth {
             cmd.args(["--user", user, "--password", password]);
         }
@@ -208,11 +214,21 @@ impl ReferenceCamera {
                 }
             }
         });
-        let Some(port) = rx.recv_timeout(Duration::from_secs(15)).ok().flatten() else {
+        let Some(bound) = rx.recv_timeout(Duration::from_secs(15)).ok().flatten() else {
             let _ = child.kill();
             panic!("the reference camera did not start");
         };
-        ReferenceCamera { child, port }
+        if port != 0 && bound != port {
+            let _ = child.kill();
+            panic!("the reference camera started on port {bound}, not {port}");
+        }
+        ReferenceCamera { child, port: bound }
+    }
+
+    /// Like a camera losing power: SIGKILL, its connections reset.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, scheme: &str, userinfo: &str, path: &str) -> String {
@@ -222,7 +238,6 @@ impl ReferenceCamera {
 
 impl Drop for ReferenceCamera {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

@@ -9,72 +9,16 @@
 //! 5 s: waits of 0.5, 1, 2, then 4 s ±20 %), with the loss and the reconnection recorded
 //! (transitions `source_lost` → `source_reconnected`, `stats.reconnects`, one claim).
 
-use crate::common::{free_port, repo, sigterm};
+use crate::common::{free_port, sigterm};
 use crate::harness::{Env, Guard, wait_exit};
 use serde_json::Value;
-use std::io::BufRead;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use sightline_media::testing::ReferenceCamera;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 const OUTAGE: Duration = Duration::from_secs(20);
 /// Restart → `running` again: the longest wait (4 s + 20 %) plus the RTSP open.
 const PICKUP_BOUND: Duration = Duration::from_secs(8);
-
-/// The reference camera on a fixed port; SIGKILLed on drop.
-struct Camera {
-    child: Child,
-    _stdin: ChildStdin, // the script stops when its stdin closes
-}
-
-impl Camera {
-    fn start(port: u16, transport: &str) -> Camera {
-        let script = repo().join("crates/media/tests/fixtures/rtsp_camera.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(["--port", &port.to_string(), "--transport", transport])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the reference RTSP camera (python3-gi)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(p) = line.strip_prefix("READY ") {
-                    let _ = tx.send(p.trim().parse::<u16>().ok());
-                }
-            }
-        });
-        let mut cam = Camera {
-            child,
-            _stdin: stdin,
-        };
-        match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(Some(p)) if p == port => cam,
-            other => {
-                cam.kill();
-                panic!("the {transport} camera did not start on port {port}: {other:?}");
-            }
-        }
-    }
-
-    /// Like a camera losing power: SIGKILL, connections reset.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Camera {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Decoded frames (and their size) in ~2 s of the run's RTSP output.
 fn probe_output(out_port: u16, run: &str) -> (u64, u64, u64, String) {
@@ -141,7 +85,10 @@ fn camera_killed_and_back_after_20s_tcp_and_udp() {
     let t_test = Instant::now();
     let env = Env::sqlite();
     let cams = [("tcp", free_port()), ("udp", free_port())];
-    let mut cameras: Vec<Camera> = cams.iter().map(|(t, p)| Camera::start(*p, t)).collect();
+    let mut cameras: Vec<ReferenceCamera> = cams
+        .iter()
+        .map(|(t, p)| ReferenceCamera::start_on(*p, t, None))
+        .collect();
     for (t, _) in &cams {
         // Inference on every 5th frame: the outage is the subject, not the detector.
         env.config(
@@ -220,7 +167,10 @@ fn camera_killed_and_back_after_20s_tcp_and_udp() {
 
     let restarted = SystemTime::now();
     let t_restart = Instant::now();
-    cameras = cams.iter().map(|(t, p)| Camera::start(*p, t)).collect();
+    cameras = cams
+        .iter()
+        .map(|(t, p)| ReferenceCamera::start_on(*p, t, None))
+        .collect();
     for (t, _) in &cams {
         env.wait_state(
             &format!("cam-{t}"),
