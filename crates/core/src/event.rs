@@ -28,16 +28,22 @@ pub enum EventKind {
     Dwell,
     Count,
     Detected,
+    /// A licence plate read for one vehicle (secondary plate stage, voted across frames).
+    Plate,
+    /// A plate read that matches a watch-list entry.
+    PlateMatch,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::ZoneEnter,
         EventKind::ZoneExit,
         EventKind::LineCross,
         EventKind::Dwell,
         EventKind::Count,
         EventKind::Detected,
+        EventKind::Plate,
+        EventKind::PlateMatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +54,8 @@ impl EventKind {
             EventKind::Dwell => "dwell",
             EventKind::Count => "count",
             EventKind::Detected => "detected",
+            EventKind::Plate => "plate",
+            EventKind::PlateMatch => "plate_match",
         }
     }
 
@@ -120,6 +128,45 @@ pub struct RuleEvent {
     /// Dwell rules: seconds spent in the zone when the event fired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dwell_s: Option<f64>,
+    /// `plate` and `plate_match` events: what was read (the vehicle is `class`/`bbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<PlateRead>,
+}
+
+/// A licence plate read for one tracked vehicle: the result of the per-track vote over the
+/// frames the plate stage read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlateRead {
+    /// Normalised text: upper case, A–Z and 0–9 only.
+    pub text: String,
+    /// Folded search key of `text` (O/Q/D→0, I/L→1, S→5, B→8, Z→2, G→6).
+    pub key: String,
+    /// Confidence of the vote, 0..1.
+    pub confidence: f32,
+    /// Frames whose reading took part in the vote.
+    pub readings: u32,
+    /// The best whole-text candidates with their votes, best first.
+    #[serde(default)]
+    pub candidates: Vec<PlateCandidate>,
+    /// Plate box of the best reading, in frame pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate_bbox: Option<BBox>,
+    /// `plate_match`: the watch-list entry that matched (`label` of the entry, or its pattern).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `plate_match`: edit distance between the read text and the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<u32>,
+}
+
+/// One candidate text of a plate vote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlateCandidate {
+    pub text: String,
+    /// Sum of the confidences of the readings that gave this text.
+    pub votes: f32,
+    /// Number of readings that gave this text.
+    pub readings: u32,
 }
 
 impl RuleEvent {
@@ -139,6 +186,7 @@ impl RuleEvent {
             count: None,
             level: None,
             dwell_s: None,
+            plate: None,
         }
     }
 }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sightline_core::event::Level;
 use sightline_core::{
-    BBox, Direction, Event, EventId, EventKind, EventMedia, Pts, RuleEvent, RunId, TrackId,
+    BBox, Direction, Event, EventId, EventKind, EventMedia, PlateRead, Pts, RuleEvent, RunId,
+    TrackId,
 };
 use sqlx::types::Json;
 use std::collections::HashSet;
@@ -57,6 +58,8 @@ struct Extra {
     dwell_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media: Option<EventMedia>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plate: Option<PlateRead>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -127,6 +130,7 @@ impl EventRow {
                 count: extra.count,
                 level: extra.level,
                 dwell_s: extra.dwell_s,
+                plate: extra.plate,
             },
             media: extra.media.filter(|m| !m.is_empty()),
         })
@@ -162,6 +166,7 @@ fn flatten(ev: &Event) -> Result<EventCols<'_>> {
         level: e.level,
         dwell_s: e.dwell_s.filter(|d| d.is_finite()),
         media: ev.media.clone().filter(|m| !m.is_empty()),
+        plate: e.plate.clone(),
     })
     .map_err(|err| StoreError::invalid("event", err.to_string()))?;
     Ok(EventCols {

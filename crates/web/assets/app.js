@@ -505,7 +505,7 @@ function liveEvents(onEvent, run) {
 async function pageEvents() {
   const f = {
     run: h('input', { placeholder: 'run', size: 10, name: 'run' }),
-    type: h('select', { name: 'type' }, ['', 'zone_enter', 'zone_exit', 'line_cross', 'dwell', 'count', 'detected'].map(t => h('option', { value: t }, t || 'any type'))),
+    type: h('select', { name: 'type' }, ['', 'zone_enter', 'zone_exit', 'line_cross', 'dwell', 'count', 'detected', 'plate', 'plate_match'].map(t => h('option', { value: t }, t || 'any type'))),
     class: h('input', { placeholder: 'class', size: 8, name: 'class' }),
     zone: h('input', { placeholder: 'zone', size: 8, name: 'zone' }),
     since: h('input', { type: 'datetime-local', name: 'since' }),

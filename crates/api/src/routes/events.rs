@@ -29,9 +29,10 @@ pub struct EventListQuery {
     /// Run id.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub run: Option<String>,
-    /// `zone_enter`, `zone_exit`, `line_cross`, `dwell`, `count`, `detected`.
+    /// `zone_enter`, `zone_exit`, `line_cross`, `dwell`, `count`, `detected`, `plate`,
+    /// `plate_match`.
     #[serde(rename = "type")]
-    #[param(pattern = r"^(zone_enter|zone_exit|line_cross|dwell|count|detected)$")]
+    #[param(pattern = r"^(zone_enter|zone_exit|line_cross|dwell|count|detected|plate|plate_match)$")]
     pub kind: Option<String>,
     pub class: Option<String>,
     pub zone: Option<String>,

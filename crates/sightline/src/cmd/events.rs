@@ -12,7 +12,8 @@ pub struct EventsArgs {
     /// Only this run's events.
     #[arg(long)]
     pub run: Option<String>,
-    /// Only this type (zone_enter, zone_exit, line_cross, dwell, count, detected).
+    /// Only this type (zone_enter, zone_exit, line_cross, dwell, count, detected, plate,
+    /// plate_match).
     #[arg(long = "type")]
     pub kind: Option<String>,
     /// Only this class.

@@ -1,0 +1,8 @@
+//! Sightline licence plates, sans-IO (issue 13): what turns text found by the OCR models into
+//! plate reads. Candidate filtering, normalisation, the folded search key, per-track voting
+//! across frames, watch lists and search patterns are pure functions here; the models run in
+//! `inference`, the stage that schedules them in `engine`, the index in `store`.
+
+pub mod text;
+
+pub use text::{distance, fold, fold_char, normalize};
