@@ -3,6 +3,8 @@
 //! across frames, watch lists and search patterns are pure functions here; the models run in
 //! `inference`, the stage that schedules them in `engine`, the index in `store`.
 
+pub mod settings;
 pub mod text;
 
+pub use settings::{CompiledPlateSettings, KnownPlate, PlateSettings, Replace};
 pub use text::{distance, fold, fold_char, normalize};
