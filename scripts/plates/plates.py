@@ -41,7 +41,9 @@ def normalise(text):
 
 def random_plate_text(rng):
     """A random plate string (with its display spaces), seeded by rng (np.random.Generator)."""
-    L = lambda n: "".join(rng.choice(list(string.ascii_uppercase), n))  # noqa: E731
+    # no I or O (as on most real plates: they read as 1 and 0), so a label is unambiguous
+    letters = [c for c in string.ascii_uppercase if c not in "IO"]
+    L = lambda n: "".join(rng.choice(letters, n))  # noqa: E731
     D = lambda n: "".join(rng.choice(list(string.digits), n))  # noqa: E731
     kind = rng.integers(0, 4)
     if kind == 0:  # Indian: KA01AB1234
@@ -51,7 +53,7 @@ def random_plate_text(rng):
     if kind == 2:  # B123XYZ
         return f"{L(1)}{D(3)}{L(3)}" if rng.random() < 0.5 else f"{L(1)} {D(3)} {L(3)}"
     n = int(rng.integers(5, 11))  # free form, 5-10 alphanumerics, optional space
-    s = "".join(rng.choice(list(string.ascii_uppercase + string.digits), n))
+    s = "".join(rng.choice(letters + list(string.digits), n))
     if rng.random() < 0.5 and n >= 6:
         k = int(rng.integers(2, n - 2))
         s = s[:k] + " " + s[k:]
