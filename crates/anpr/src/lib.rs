@@ -3,8 +3,10 @@
 //! across frames, watch lists and search patterns are pure functions here; the models run in
 //! `inference`, the stage that schedules them in `engine`, the index in `store`.
 
+pub mod candidates;
 pub mod settings;
 pub mod text;
 
+pub use candidates::{Region, TextBox, filter_candidates};
 pub use settings::{CompiledPlateSettings, KnownPlate, PlateSettings, Replace};
 pub use text::{distance, fold, fold_char, normalize};
