@@ -4,9 +4,11 @@
 //! `inference`, the stage that schedules them in `engine`, the index in `store`.
 
 pub mod candidates;
+pub mod reading;
 pub mod settings;
 pub mod text;
 
 pub use candidates::{Region, TextBox, filter_candidates};
+pub use reading::{Reading, Rejected, accept};
 pub use settings::{CompiledPlateSettings, KnownPlate, PlateSettings, Replace};
 pub use text::{distance, fold, fold_char, normalize};
