@@ -7,8 +7,10 @@ pub mod candidates;
 pub mod reading;
 pub mod settings;
 pub mod text;
+pub mod vote;
 
 pub use candidates::{Region, TextBox, filter_candidates};
 pub use reading::{Reading, Rejected, accept};
 pub use settings::{CompiledPlateSettings, KnownPlate, PlateSettings, Replace};
 pub use text::{distance, fold, fold_char, normalize};
+pub use vote::TrackVote;
