@@ -63,8 +63,8 @@ struct Extra {
 }
 
 #[derive(sqlx::FromRow)]
-struct EventRow {
-    id: Uuid,
+pub(crate) struct EventRow {
+    pub(crate) id: Uuid,
     run_id: String,
     #[sqlx(rename = "type")]
     kind: String,
@@ -84,7 +84,7 @@ struct EventRow {
 const T: &str = "events";
 
 impl EventRow {
-    fn decode(self) -> Result<Event, CorruptRow> {
+    pub(crate) fn decode(self) -> Result<Event, CorruptRow> {
         let k = self.id.to_string();
         let k = k.as_str();
         let kind = EventKind::parse(&self.kind)
@@ -219,6 +219,7 @@ async fn insert_batch(
         });
         inserted.extend(new_ids);
     }
+    crate::plates::insert_plates(tx, events.iter().filter(|e| inserted.contains(&e.id.0))).await?;
     let mut rows: Vec<(Uuid, String, Value)> = Vec::new();
     for ev in events {
         if !inserted.contains(&ev.id.0) {

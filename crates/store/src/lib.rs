@@ -9,7 +9,7 @@
 //!   with a lease, renew, compare-and-set transitions, release ([`lease`]);
 //! - the worker registry ([`workers`]) and LISTEN/NOTIFY wake-ups on PostgreSQL ([`listen`]);
 //! - events, written in batches with their outbox rows ([`events`]), and the notification
-//!   outbox ([`outbox`]);
+//!   outbox ([`outbox`]), and the plate index with its search ([`plates`]);
 //! - versioned configs ([`configs`]), the model index ([`models`]) and hashed API tokens
 //!   ([`tokens`]).
 //!
@@ -26,6 +26,8 @@ pub mod media;
 pub mod models;
 pub mod outbox;
 pub mod page;
+pub mod plates;
+pub mod plate_query_tmp; // TMP
 pub mod runs;
 pub mod source;
 pub mod store;
@@ -46,6 +48,7 @@ pub use media::{
 pub use models::{ModelRecord, NewModel};
 pub use outbox::{OutboxDepth, OutboxRow, OutboxState};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, SortOrder};
+pub use plates::{MatchedOn, PlateHit, PlateSearch};
 pub use runs::{DesiredState, NewRun, RunError, RunFilter, RunRecord, Transition, reasons};
 pub use source::SourceUri;
 pub use store::{Backend, Store, StoreOptions, redact_url};

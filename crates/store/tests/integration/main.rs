@@ -6,5 +6,6 @@ mod events;
 mod leases;
 mod media;
 mod outbox;
+mod plates;
 mod registry;
 mod runs;
