@@ -22,6 +22,7 @@ mod image_io;
 pub mod manifest;
 mod model;
 pub mod nms;
+pub mod ocr;
 pub mod preprocess;
 mod registry;
 mod runtime;
@@ -38,6 +39,7 @@ pub use manifest::{
     Manifest, ModelManifest, ResizeMode, Task,
 };
 pub use model::{DetectOptions, SharedModel};
+pub use ocr::{OcrOptions, TextLine, TextQuad, TextReader};
 pub use registry::{DEFAULT_MODEL, ModelRecord, Registry, builtin_models_dir, validate_model};
 pub use runtime::{
     BatchOptions, Provider, RuntimeOptions, init_runtime, library_file_name, runtime_search_paths,
