@@ -5,12 +5,16 @@
 
 pub mod candidates;
 pub mod reading;
+pub mod search;
 pub mod settings;
 pub mod text;
 pub mod vote;
+pub mod watch;
 
 pub use candidates::{Region, TextBox, filter_candidates};
 pub use reading::{Reading, Rejected, accept};
+pub use search::{PlateQuery, parse_query};
 pub use settings::{CompiledPlateSettings, KnownPlate, PlateSettings, Replace};
 pub use text::{distance, fold, fold_char, normalize};
 pub use vote::TrackVote;
+pub use watch::{WatchList, WatchMatch};
