@@ -96,10 +96,10 @@ impl TrackVote {
         let t = &mut self.texts[i];
         t.votes += confidence;
         t.readings += 1;
-        if let Some(b) = r.plate_bbox {
-            if t.best_box.is_none_or(|(c, _)| confidence > c) {
-                t.best_box = Some((confidence, b));
-            }
+        if let Some(b) = r.plate_bbox
+            && t.best_box.is_none_or(|(c, _)| confidence > c)
+        {
+            t.best_box = Some((confidence, b));
         }
     }
 
