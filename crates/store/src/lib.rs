@@ -27,7 +27,6 @@ pub mod models;
 pub mod outbox;
 pub mod page;
 pub mod plates;
-pub mod plate_query_tmp; // TMP
 pub mod runs;
 pub mod source;
 pub mod store;

@@ -18,10 +18,10 @@ use crate::codec::{corrupt, to_ms};
 use crate::error::{Result, StoreError};
 use crate::events::EventRow;
 use crate::page::{Page, clamp_limit, paginate};
-use crate::plate_query_tmp::PlateQuery; // TMP
 use crate::store::{Backend, Store, Tx, on_pool, on_tx};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sightline_anpr::search::PlateQuery;
 use sightline_anpr::{distance, fold, normalize};
 use sightline_core::{Event, EventKind, RunId};
 use std::cell::RefCell;
@@ -105,6 +105,20 @@ pub struct PlateHit {
     /// Edit distance between the query and what matched (the text, or the key against the
     /// folded query); 0 for exact, prefix and wildcard queries.
     pub distance: u32,
+}
+
+impl PlateHit {
+    /// The event's JSON (as in the event list) with `matched_text`, `matched_on` and
+    /// `distance` added: one item of the API's and the CLI's answers.
+    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        let mut v = serde_json::to_value(&self.event)?;
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("matched_text".into(), self.matched_text.clone().into());
+            m.insert("matched_on".into(), self.matched_on.as_str().into());
+            m.insert("distance".into(), self.distance.into());
+        }
+        Ok(v)
+    }
 }
 
 /// One index row to write.

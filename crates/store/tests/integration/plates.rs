@@ -3,8 +3,8 @@
 
 use crate::common::{TestDb, both_backends, seed_runs};
 use chrono::{DateTime, Utc};
+use sightline_anpr::search::{PlateQuery, parse_query};
 use sightline_core::{Event, EventId, EventKind, PlateCandidate, PlateRead, Pts, RuleEvent, RunId};
-use sightline_store::plate_query_tmp::{PlateQuery, parse_query}; // TMP
 use sightline_store::{MatchedOn, PlateHit, PlateSearch};
 use std::collections::HashSet;
 use uuid::Uuid;
