@@ -251,3 +251,172 @@ async fn duplicates_and_retention(db: &TestDb) {
 }
 
 both_backends!(query_kinds, filters_and_pages, duplicates_and_retention);
+
+/// Search latency on a million plate events (not in CI; one run takes minutes):
+/// `cargo test -p sightline-store --test integration plates::bench -- --ignored --nocapture`
+/// (`SIGHTLINE_PLATES_BENCH_N` sets the number of events).
+mod bench {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    const STATES: &[&str] = &["KA", "MH", "DL", "TN", "AP", "GJ", "UP", "WB", "KL", "RJ"];
+
+    /// xorshift64*: reproducible plates without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn letter(&mut self) -> char {
+            char::from(b'A' + self.below(26) as u8)
+        }
+        /// `KA01AB1234`-shaped: state, district, one or two letters, four digits.
+        fn plate(&mut self) -> String {
+            let mut s = format!(
+                "{}{:02}",
+                STATES[self.below(STATES.len())],
+                1 + self.below(99)
+            );
+            for _ in 0..1 + self.below(2) {
+                s.push(self.letter());
+            }
+            s.push_str(&format!("{:04}", self.below(10_000)));
+            s
+        }
+        /// One OCR-like substitution.
+        fn misread(&mut self, s: &str) -> String {
+            let mut c: Vec<char> = s.chars().collect();
+            let i = self.below(c.len());
+            c[i] = if c[i].is_ascii_digit() {
+                char::from(b'0' + self.below(10) as u8)
+            } else {
+                self.letter()
+            };
+            c.into_iter().collect()
+        }
+    }
+
+    fn percentile(v: &mut [Duration], p: f64) -> Duration {
+        v.sort();
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    }
+
+    #[allow(clippy::print_stderr)]
+    async fn run(db: &TestDb, name: &str) {
+        let n: usize = std::env::var("SIGHTLINE_PLATES_BENCH_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        let runs = seed_runs(db, 4).await;
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let mut sample = Vec::new();
+        let started = Instant::now();
+        let batch = 5000;
+        let mut seq = 0u64;
+        while (seq as usize) < n {
+            let events: Vec<Event> = (0..batch.min(n - seq as usize))
+                .map(|_| {
+                    let text = rng.plate();
+                    // A third of the reads carry a second candidate (a misread).
+                    let other = (rng.below(3) == 0).then(|| rng.misread(&text));
+                    let mut e = plate_event(
+                        &runs[rng.below(runs.len())],
+                        seq,
+                        &text,
+                        other
+                            .as_slice()
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .as_slice(),
+                    );
+                    e.id = EventId::generate();
+                    e.wall_ms = T0 + (seq as i64) * 2_600; // a month over a million events
+                    if rng.below(n / 200 + 1) == 0 && sample.len() < 200 {
+                        sample.push(text);
+                    }
+                    seq += 1;
+                    e
+                })
+                .collect();
+            db.store.insert_events(&events).await.unwrap();
+        }
+        let insert = started.elapsed();
+        let mut kinds: Vec<(&str, Vec<(String, Option<u32>)>)> = vec![
+            (
+                "exact",
+                sample.iter().take(50).map(|t| (t.clone(), None)).collect(),
+            ),
+            (
+                "prefix",
+                sample
+                    .iter()
+                    .take(50)
+                    .map(|t| (format!("{}*", &t[..4]), None))
+                    .collect(),
+            ),
+            (
+                "wildcard",
+                sample
+                    .iter()
+                    .take(50)
+                    .map(|t| (format!("*{}*", &t[4..8]), None))
+                    .collect(),
+            ),
+            (
+                "fuzzy1",
+                sample
+                    .iter()
+                    .take(50)
+                    .map(|t| (rng.misread(t), Some(1)))
+                    .collect(),
+            ),
+        ];
+        eprintln!(
+            "[{name}] {n} plate events inserted in {:.1} s",
+            insert.as_secs_f64()
+        );
+        for (kind, queries) in &mut kinds {
+            let mut times = Vec::new();
+            let mut hits = 0;
+            for (q, d) in queries.iter() {
+                let s = PlateSearch::new(parse_query(q, *d).unwrap());
+                let t = Instant::now();
+                hits += db.store.search_plates(&s).await.unwrap().items.len();
+                times.push(t.elapsed());
+            }
+            let p50 = percentile(&mut times, 0.5);
+            let p95 = percentile(&mut times, 0.95);
+            eprintln!(
+                "[{name}] {kind:<8} {} queries: p50 {:.1} ms, p95 {:.1} ms, {:.1} hits/query",
+                times.len(),
+                p50.as_secs_f64() * 1e3,
+                p95.as_secs_f64() * 1e3,
+                hits as f64 / times.len() as f64
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: a million events, minutes"]
+    async fn sqlite() {
+        let db = crate::common::sqlite().await;
+        run(&db, "sqlite").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: a million events, minutes"]
+    async fn postgres() {
+        let Some(db) = crate::common::postgres().await else {
+            return;
+        };
+        run(&db, "postgres").await;
+    }
+}
