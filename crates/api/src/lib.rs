@@ -37,7 +37,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::{get, post};
-use routes::{configs, docs, events, media, models, probes, recordings, runs, system};
+use routes::{
+    configs, docs, events, media, models, plates, probes, recordings, runs, system,
+};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The whole API.
@@ -82,6 +84,7 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
         .route("/v1/schema/pipeline-config", get(configs::schema))
         .route("/v1/events", get(events::list_events))
         .route("/v1/events/stream", get(events::stream_events))
+        .route("/v1/plates", get(plates::search_plates))
         .route("/v1/events/{id}", get(recordings::get_event))
         .route("/v1/events/{id}/crop.jpg", get(recordings::crop))
         .route(

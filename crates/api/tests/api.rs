@@ -4,6 +4,8 @@
 //! loading, nothing left behind on failure, 409 while in use).
 
 mod common;
+#[path = "api/plates.rs"]
+mod plates;
 
 use axum::http::{Method, StatusCode};
 use common::*;

@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::configs::schema,
         crate::routes::events::list_events,
         crate::routes::events::stream_events,
+        crate::routes::plates::search_plates,
         crate::routes::recordings::get_event,
         crate::routes::recordings::crop,
         crate::routes::recordings::event_snapshot,

@@ -5,6 +5,7 @@ pub mod docs;
 pub mod events;
 pub mod media;
 pub mod models;
+pub mod plates;
 pub mod probes;
 pub mod recordings;
 pub mod runs;
