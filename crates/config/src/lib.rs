@@ -9,6 +9,7 @@
 pub mod media;
 pub mod pipeline;
 pub mod policy;
+pub mod secondary;
 pub mod secret;
 pub mod server;
 mod shape;
@@ -19,6 +20,7 @@ pub use media::{
 };
 pub use pipeline::{ModelSection, OutputSection, PipelineConfig, PipelineConfigError};
 pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, RtspTransport, WatchdogPolicy};
+pub use secondary::{SecondaryDef, SecondaryKind};
 pub use secret::{Secret, mask_url};
 pub use server::{
     ApiSection, EngineSection, InferGuards, InferenceSection, LogSection, RtspSection,

@@ -42,6 +42,8 @@ pub struct PipelineConfig {
     pub reconnect: ReconnectPolicy,
     /// Restart of a run that makes no progress.
     pub watchdog: WatchdogPolicy,
+    /// Secondary stages on crops of tracked objects (licence plates).
+    pub secondary: Vec<crate::secondary::SecondaryDef>,
 }
 
 /// The detector.
@@ -247,6 +249,7 @@ impl PipelineConfig {
             e.push("output.mp4", "must end with .mp4");
         }
         self.media.validate("media", &mut e);
+        crate::secondary::validate(&self.secondary, names.as_deref(), &mut e);
         policy::validate(&self.connect, &self.reconnect, &self.watchdog, &mut e);
         e.into_result(())
     }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod models;
 pub mod processor;
 pub mod run;
+pub mod secondary;
 pub mod status;
 pub mod supervisor;
 pub mod taps;

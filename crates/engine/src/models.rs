@@ -4,9 +4,11 @@
 
 use parking_lot::Mutex;
 use sightline_config::server::InferenceSection;
-use sightline_inference::{InferError, Provider, Registry, RuntimeOptions, SharedModel};
+use sightline_inference::{
+    InferError, OcrOptions, Provider, Registry, RuntimeOptions, SharedModel, TextReader,
+};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,15 @@ pub struct ModelCache {
     registry: Registry,
     opts: RuntimeOptions,
     loaded: Mutex<HashMap<String, Arc<SharedModel>>>,
+    /// OCR model pairs by (detector, recogniser) path.
+    readers: Mutex<HashMap<(PathBuf, PathBuf), Arc<TextReader>>>,
+}
+
+/// The shipped OCR models (`models/ppocr-v4/{det,rec}.onnx` beside the built-in detectors).
+pub fn builtin_ocr_models() -> Option<(PathBuf, PathBuf)> {
+    let dir = sightline_inference::builtin_models_dir()?.join("ppocr-v4");
+    let (d, r) = (dir.join("det.onnx"), dir.join("rec.onnx"));
+    (d.is_file() && r.is_file()).then_some((d, r))
 }
 
 /// Runtime options from the server config's `[inference]` section.
@@ -56,6 +67,7 @@ impl ModelCache {
             registry,
             opts: runtime_options(s, data_dir),
             loaded: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -79,6 +91,42 @@ impl ModelCache {
         let m = SharedModel::load(&rec.onnx_path, manifest, &self.opts)?;
         loaded.insert(rec.sha256.clone(), m.clone());
         Ok(m)
+    }
+
+    /// The OCR models for a plate stage: `det`/`rec` paths, or the shipped ones. Loaded once
+    /// per pair and shared by every run (a load failure is the caller's config error).
+    pub fn text_reader(
+        &self,
+        det: Option<&str>,
+        rec: Option<&str>,
+    ) -> Result<Arc<TextReader>, InferError> {
+        let builtin = builtin_ocr_models();
+        let pick = |given: Option<&str>, shipped: Option<PathBuf>, what: &str| {
+            given.map(PathBuf::from).or(shipped).ok_or_else(|| {
+                InferError::ModelNotFound(format!(
+                    "the shipped {what} (models/ppocr-v4) is missing; name one in the config"
+                ))
+            })
+        };
+        let d = pick(det, builtin.as_ref().map(|b| b.0.clone()), "text detector")?;
+        let r = pick(rec, builtin.map(|b| b.1), "text recogniser")?;
+        let key = (d, r);
+        let mut readers = self.readers.lock();
+        if let Some(t) = readers.get(&key) {
+            return Ok(t.clone());
+        }
+        let mut opts = self.opts.clone();
+        // The OCR networks run beside the detector: one thread each keeps them from taking
+        // the detector's cores.
+        opts.intra_threads = Some(1);
+        let t = Arc::new(TextReader::open(
+            &key.0,
+            &key.1,
+            &opts,
+            OcrOptions::default(),
+        )?);
+        readers.insert(key, t.clone());
+        Ok(t)
     }
 
     /// Models currently loaded, by name.

@@ -4,13 +4,17 @@
 //! runs in production.
 
 use crate::models::LoadedModel;
+use crate::secondary::SecondaryStage;
 use sightline_analytics::RuleEngine;
 use sightline_config::PictureSource;
 use sightline_config::PipelineConfig;
-use sightline_core::{ClassId, Frame, Labels, PictureKind, RuleEvent, Track};
+use sightline_core::{
+    ClassId, EventKind, Frame, Labels, PictureKind, Pts, RuleEvent, Track, TrackId,
+};
 use sightline_inference::{DetectOptions, InferClient, InferError};
 use sightline_overlay::{Painter, Scene, SceneLine, SceneObject, SceneZone};
 use sightline_tracking::Tracker;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,8 @@ pub struct StageTimings {
     pub track: Duration,
     pub rules: Duration,
     pub draw: Duration,
+    /// Secondary stages: submitting crops and waiting for results within their budget.
+    pub secondary: Duration,
     /// Cutting event pictures out of the frame (zero on frames without events).
     pub pictures: Duration,
     /// Whether this frame went through inference.
@@ -76,6 +82,8 @@ pub struct FrameProcessor {
     /// Cut event pictures (only when something stores them).
     cut_pictures: bool,
     pictures: Vec<CutPicture>,
+    /// Secondary stages (plates), in config order.
+    secondary: Vec<SecondaryStage>,
 }
 
 impl FrameProcessor {
@@ -100,6 +108,7 @@ impl FrameProcessor {
             infer_timeout: Duration::from_secs(30),
             cut_pictures: false,
             pictures: Vec::new(),
+            secondary: Vec::new(),
         })
     }
 
@@ -114,6 +123,50 @@ impl FrameProcessor {
     /// Cut the pictures of each event (`[media]` of the config) for [`Self::take_pictures`].
     pub fn set_cut_pictures(&mut self, on: bool) {
         self.cut_pictures = on;
+    }
+
+    /// Installs the secondary stages (built by the caller, who owns the shared models).
+    pub fn set_secondary(&mut self, stages: Vec<SecondaryStage>) {
+        self.secondary = stages;
+    }
+
+    pub fn secondary(&self) -> &[SecondaryStage] {
+        &self.secondary
+    }
+
+    /// Live sources bound each frame's wait for secondary results by the stage's budget;
+    /// files wait up to its timeout (deterministic replays).
+    pub fn set_live(&mut self, live: bool) {
+        for s in &mut self.secondary {
+            s.set_live(live);
+        }
+    }
+
+    /// The source is dropping frames: secondary stages shed their crops for a while.
+    pub fn note_overload(&mut self, now: Instant) {
+        for s in &mut self.secondary {
+            s.note_overload(now);
+        }
+    }
+
+    /// What is degraded now (`plates open`), for the run's status.
+    pub fn degraded(&self) -> Vec<String> {
+        self.secondary
+            .iter()
+            .filter_map(SecondaryStage::degraded)
+            .collect()
+    }
+
+    /// The source ended: secondary stages send the votes they still hold (stamped `pts`);
+    /// their pictures are in [`Self::take_pictures`].
+    pub fn finish(&mut self, pts: Pts) -> Vec<RuleEvent> {
+        self.pictures.clear();
+        let mut events = Vec::new();
+        for s in &mut self.secondary {
+            let out = s.finish(pts, &self.labels, self.cut_pictures);
+            merge(&mut events, &mut self.pictures, out);
+        }
+        events
     }
 
     /// The pictures cut during the last [`Self::process`] call.
@@ -179,6 +232,15 @@ impl FrameProcessor {
             tr
         };
 
+        let ts = Instant::now();
+        let mut secondary_events = Vec::new();
+        let mut secondary_pictures = Vec::new();
+        for s in &mut self.secondary {
+            let out = s.on_frame(frame, tracks, t.inferred, &self.labels, self.cut_pictures);
+            merge(&mut secondary_events, &mut secondary_pictures, out);
+        }
+        t.secondary = ts.elapsed();
+
         let t2 = Instant::now();
         if self.rules.is_none() || self.rules_size != (frame.width, frame.height) {
             let cfg = &self.config;
@@ -195,10 +257,18 @@ impl FrameProcessor {
             self.rules_size = (frame.width, frame.height);
         }
         let rules = self.rules.as_mut().expect("rule engine built above");
-        let events = rules.process(frame.pts, tracks);
+        let mut events = rules.process(frame.pts, tracks);
         t.rules = t2.elapsed();
 
         self.pictures.clear();
+        let base = events.len();
+        events.extend(secondary_events);
+        for mut p in secondary_pictures {
+            for i in &mut p.events {
+                *i += base;
+            }
+            self.pictures.push(p);
+        }
         let want = self.cut_pictures && !events.is_empty();
         if want {
             let tp = Instant::now();
@@ -212,11 +282,17 @@ impl FrameProcessor {
             t.pictures = tp.elapsed();
         }
         let t3 = Instant::now();
+        let attrs: HashMap<TrackId, String> = self
+            .secondary
+            .iter()
+            .flat_map(SecondaryStage::attributes)
+            .collect();
         draw(
             &mut self.painter,
             frame,
             tracks,
             &self.labels,
+            &attrs,
             rules,
             status,
         );
@@ -260,7 +336,10 @@ fn cut(
         if !m.wants(e.kind) {
             continue;
         }
+        // Plate events carry the plate itself as their crop (cut by the plate stage).
+        let plate = matches!(e.kind, EventKind::Plate | EventKind::PlateMatch);
         if m.crops
+            && !plate
             && m.crop_source == from
             && let Some(b) = &e.bbox
         {
@@ -317,16 +396,38 @@ fn detect_options(config: &PipelineConfig, labels: &Labels) -> DetectOptions {
     }
 }
 
+/// Appends a stage's events and pictures (re-indexed) to a frame's.
+fn merge(
+    events: &mut Vec<RuleEvent>,
+    pictures: &mut Vec<CutPicture>,
+    out: crate::secondary::StageOutput,
+) {
+    let base = events.len();
+    events.extend(out.events);
+    for mut p in out.pictures {
+        for i in &mut p.events {
+            *i += base;
+        }
+        pictures.push(p);
+    }
+}
+
 fn draw(
     painter: &mut Painter,
     frame: &mut Frame,
     tracks: &[Track],
     labels: &Labels,
+    attrs: &HashMap<TrackId, String>,
     rules: &RuleEngine,
     status: &StatusText,
 ) {
-    let names: Vec<std::borrow::Cow<'_, str>> =
-        tracks.iter().map(|t| labels.name(t.class_id)).collect();
+    let names: Vec<std::borrow::Cow<'_, str>> = tracks
+        .iter()
+        .map(|t| match attrs.get(&t.id) {
+            Some(a) => std::borrow::Cow::Owned(format!("{} {a}", labels.name(t.class_id))),
+            None => labels.name(t.class_id),
+        })
+        .collect();
     let objects: Vec<SceneObject<'_>> = tracks
         .iter()
         .zip(&names)

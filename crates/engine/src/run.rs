@@ -234,6 +234,8 @@ struct RunLoop {
     last_copy: Option<(Instant, Arc<Frame>)>,
     fps: FpsMeter,
     latency: LatencyWindow,
+    /// Stream time of the last frame processed (stamps events sent at the end of a file).
+    last_pts: sightline_core::Pts,
 }
 
 enum Flow {
@@ -253,6 +255,7 @@ impl RunLoop {
             last_copy: None,
             fps: FpsMeter::new(Duration::from_secs(2)),
             latency: LatencyWindow::new(256),
+            last_pts: sightline_core::Pts::ZERO,
         }
     }
 
@@ -320,6 +323,16 @@ impl RunLoop {
             Err(e) => return RunOutcome::failed("invalid_config", e.to_string()),
         };
         proc.set_cut_pictures(self.ctx.media.pictures.is_some());
+        match crate::secondary::build_stages(
+            &self.spec.config.secondary,
+            &self.ctx.models,
+            proc.labels(),
+            self.spec.run_id.as_str(),
+        ) {
+            Ok(stages) => proc.set_secondary(stages),
+            Err(e) => return RunOutcome::failed("invalid_model", e),
+        }
+        proc.set_live(!is_file_uri(&self.spec.source_uri));
         let source = match self.connect_at_start() {
             Ok(s) => s,
             Err(o) => return o,
@@ -480,6 +493,7 @@ impl RunLoop {
                 }
                 .emit();
                 dropped_seen = stats.frames_dropped;
+                proc.note_overload(Instant::now());
             }
             match ev {
                 SourceEvent::Frame(frame) => {
@@ -491,6 +505,11 @@ impl RunLoop {
                 SourceEvent::Idle => {}
                 SourceEvent::Eos => {
                     source.close();
+                    // Votes of tracks still in view when the file ends.
+                    let events = proc.finish(self.last_pts);
+                    if let Err(o) = self.emit_events(events, proc) {
+                        return o;
+                    }
                     return RunOutcome::Completed;
                 }
                 SourceEvent::Lost(reason) => {
@@ -535,8 +554,28 @@ impl RunLoop {
             tracing::warn!(run_id = %self.spec.run_id, errors = %errs, "new config version refused");
             return Ok(());
         }
+        let stages = if cfg.secondary != self.spec.config.secondary {
+            match crate::secondary::build_stages(
+                &cfg.secondary,
+                &self.ctx.models,
+                model.labels(),
+                self.spec.run_id.as_str(),
+            ) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(run_id = %self.spec.run_id, error = %e, "new config version refused");
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
         proc.reconfigure(cfg.clone(), model)
             .map_err(|e| RunOutcome::failed("invalid_config", e.to_string()))?;
+        if let Some(stages) = stages {
+            proc.set_secondary(stages);
+            proc.set_live(!is_file_uri(&self.spec.source_uri));
+        }
         tracing::info!(run_id = %self.spec.run_id, "config applied at frame boundary");
         self.spec.config = cfg;
         Ok(())
@@ -592,29 +631,17 @@ impl RunLoop {
         if timings.inferred {
             status.frames_inferred.fetch_add(1, Ordering::Relaxed);
         }
+        self.last_pts = frame.pts;
+        status.set_degraded(proc.degraded());
         crate::telemetry::StageTimed {
             run: &self.spec.run_id,
             timings: &timings,
         }
         .emit();
-        if !events.is_empty() {
-            status
-                .events
-                .fetch_add(events.len() as u64, Ordering::Relaxed);
-            let mut stamped = stamp(
-                &self.spec.run_id,
-                self.ctx.clock.as_ref(),
-                self.spec.event_ids,
-                events,
-            );
-            let pictures = proc.take_pictures();
-            if !pictures.is_empty() {
-                self.store_pictures(&mut stamped, pictures);
-            }
-            if let Err(e) = self.ctx.events.emit(&stamped) {
-                return Flow::End(RunOutcome::failed("internal", e.to_string()));
-            }
+        if let Err(o) = self.emit_events(events, proc) {
+            return Flow::End(o);
         }
+        let status = &self.ctx.status;
         self.ctx.taps.offer(&frame);
         let now = Instant::now();
         let decoded_at = frame.decoded_at;
@@ -634,6 +661,35 @@ impl RunLoop {
         }
         .emit();
         Flow::Continue
+    }
+
+    /// Stamps a frame's events, stores their pictures and hands them to the event sink.
+    fn emit_events(
+        &mut self,
+        events: Vec<sightline_core::RuleEvent>,
+        proc: &mut FrameProcessor,
+    ) -> Result<(), RunOutcome> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.ctx
+            .status
+            .events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        let mut stamped = stamp(
+            &self.spec.run_id,
+            self.ctx.clock.as_ref(),
+            self.spec.event_ids,
+            events,
+        );
+        let pictures = proc.take_pictures();
+        if !pictures.is_empty() {
+            self.store_pictures(&mut stamped, pictures);
+        }
+        self.ctx
+            .events
+            .emit(&stamped)
+            .map_err(|e| RunOutcome::failed("internal", e.to_string()))
     }
 
     /// Hands the pictures cut for this frame's events to the media store's writer; an event

@@ -35,6 +35,7 @@ struct StatusInner {
     last_error: Option<String>,
     width: u32,
     height: u32,
+    degraded: Vec<String>,
 }
 
 /// A copy of the live status, for the API and `sightline run`.
@@ -56,6 +57,8 @@ pub struct StatusSnapshot {
     pub uptime_s: f64,
     /// Seconds since the pipeline last produced a frame (None before the first).
     pub idle_s: Option<f64>,
+    /// What runs degraded now, e.g. `plates open` (a secondary stage's breaker is open).
+    pub degraded: Vec<String>,
 }
 
 impl Default for RunStatus {
@@ -77,6 +80,7 @@ impl Default for RunStatus {
                 last_error: None,
                 width: 0,
                 height: 0,
+                degraded: Vec::new(),
             }),
             started: Instant::now(),
         }
@@ -98,6 +102,19 @@ impl RunStatus {
 
     pub fn set_error(&self, e: Option<String>) {
         self.inner.lock().last_error = e;
+    }
+
+    /// What is degraded now (empty: nothing).
+    pub fn set_degraded(&self, d: Vec<String>) {
+        let mut g = self.inner.lock();
+        if g.degraded != d {
+            if d.is_empty() {
+                tracing::info!("no longer degraded");
+            } else {
+                tracing::warn!(degraded = %d.join(", "), "degraded");
+            }
+            g.degraded = d;
+        }
     }
 
     pub fn set_size(&self, w: u32, h: u32) {
@@ -146,6 +163,7 @@ impl RunStatus {
             last_error: g.last_error,
             uptime_s: self.started.elapsed().as_secs_f64(),
             idle_s: g.last_frame_at.map(|t| t.elapsed().as_secs_f64()),
+            degraded: g.degraded,
         }
     }
 }

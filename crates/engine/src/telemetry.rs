@@ -190,3 +190,37 @@ impl Stalled<'_> {
         counter!("sightline_run_stalls_total", "run" => self.run.to_string()).increment(1);
     }
 }
+
+/// One call of a secondary stage (plates): its outcome and duration.
+#[derive(Debug)]
+pub struct SecondaryCall<'a> {
+    pub run: &'a str,
+    pub stage: &'a str,
+    /// `ok`, `error` or `timeout`.
+    pub outcome: &'static str,
+    pub seconds: f64,
+}
+
+impl SecondaryCall<'_> {
+    pub fn emit(&self) {
+        counter!("sightline_secondary_calls_total", "run" => self.run.to_string(), "stage" => self.stage.to_string(), "outcome" => self.outcome)
+            .increment(1);
+        histogram!("sightline_secondary_latency_seconds", "stage" => self.stage.to_string())
+            .record(self.seconds);
+    }
+}
+
+/// Whether a secondary stage's circuit breaker is open (1) or closed (0).
+#[derive(Debug)]
+pub struct SecondaryState<'a> {
+    pub run: &'a str,
+    pub stage: &'a str,
+    pub open: bool,
+}
+
+impl SecondaryState<'_> {
+    pub fn emit(&self) {
+        metrics::gauge!("sightline_secondary_breaker_open", "run" => self.run.to_string(), "stage" => self.stage.to_string())
+            .set(if self.open { 1.0 } else { 0.0 });
+    }
+}

@@ -38,6 +38,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Detect objects in images.
     Infer(cmd::infer::InferArgs),
+    /// Read licence plates in images (vehicles found by the detector, or the whole image).
+    Anpr(cmd::anpr::AnprArgs),
     /// Upscale a picture with an image-to-image (super-resolution) model.
     Upscale(cmd::upscale::UpscaleArgs),
     /// Manage the model registry.
@@ -57,6 +59,9 @@ enum Command {
     Configs(cmd::runs::ConfigsCmd),
     /// Stored events as JSON lines.
     Events(cmd::events::EventsArgs),
+    /// Find stored plate events by plate text (exact, prefix, wildcard, fuzzy).
+    #[command(subcommand)]
+    Plates(cmd::plates::PlatesCmd),
     /// Recording segments of a run, and clips cut from them.
     #[command(subcommand)]
     Recordings(cmd::recordings::RecordingsCmd),
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::main(&server, a),
         Command::Demo(a) => cmd::demo::main(&server, a),
         Command::Infer(a) => cmd::infer::main(&server, a),
+        Command::Anpr(a) => cmd::anpr::main(&server, a),
         Command::Upscale(a) => cmd::upscale::main(&server, a),
         Command::Models(c) => cmd::models::main(&server, c),
         Command::Token(c) => cmd::tokens::main(&server, c),
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         Command::Runs(c) => cmd::runs::main(&server, c),
         Command::Configs(c) => cmd::runs::configs_main(&server, c),
         Command::Events(a) => cmd::events::main(&server, a),
+        Command::Plates(c) => cmd::plates::main(&server, c),
         Command::Recordings(c) => cmd::recordings::main(&server, c),
         Command::Schema => cmd::print_json(&sightline_config::PipelineConfig::json_schema()),
     };

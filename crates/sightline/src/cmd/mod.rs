@@ -1,10 +1,12 @@
 //! Subcommands. Each returns the process exit code; errors are logged by `main`.
 
+pub mod anpr;
 pub mod bench;
 pub mod demo;
 pub mod events;
 pub mod infer;
 pub mod models;
+pub mod plates;
 pub mod recordings;
 pub mod run;
 pub mod runs;

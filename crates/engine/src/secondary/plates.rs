@@ -1,0 +1,201 @@
+//! Reading the plates in one picture: the orchestration of the OCR models (`inference`) and
+//! the plate rules (`sightline-anpr`). Used by the plate stage on vehicle crops, by
+//! `sightline anpr` and by `POST /v1/infer?pipeline=anpr` on whole pictures.
+
+use sightline_anpr::{CompiledPlateSettings, Reading, Region, TextBox, accept, filter_candidates};
+use sightline_core::BBox;
+use sightline_inference::ocr::warp_quad;
+use sightline_inference::{InferError, RgbPicture, TextQuad, TextReader};
+
+/// Text boxes read per picture at most (best candidates first).
+const MAX_READ: usize = 3;
+
+/// One accepted plate reading.
+#[derive(Debug, Clone)]
+pub struct PlateFound {
+    pub reading: Reading,
+    /// The plate cut upright out of the picture (perspective-corrected), packed RGB.
+    pub crop: RgbPicture,
+}
+
+/// What reading one picture gave.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    /// Accepted readings, best candidate box first.
+    pub found: Vec<PlateFound>,
+    /// Text boxes the detector found.
+    pub boxes: usize,
+    /// Boxes read whose text was refused (too short or long, format, low confidence).
+    pub rejected: u32,
+}
+
+/// Reads the plates in `pic`. `vehicle`: the picture is a crop of a vehicle (position rules
+/// apply); otherwise a close-up or a whole image. Pictures narrower than `upscale_below`
+/// are enlarged (Catmull-Rom, at most ×4) before reading. Plate boxes are in `pic`'s pixels,
+/// shifted by `offset`.
+pub fn read_plates(
+    reader: &TextReader,
+    pic: &RgbPicture,
+    vehicle: bool,
+    upscale_below: u32,
+    settings: &CompiledPlateSettings,
+    offset: (f32, f32),
+) -> Result<ReadOutcome, InferError> {
+    let k = if pic.width < upscale_below {
+        (upscale_below as f32 / pic.width.max(1) as f32).min(4.0)
+    } else {
+        1.0
+    };
+    let up;
+    let work = if k > 1.0 {
+        up = enlarge(pic, k)?;
+        &up
+    } else {
+        pic
+    };
+    let quads = reader.detect(work)?;
+    let boxes: Vec<TextBox> = quads
+        .iter()
+        .map(|q| TextBox {
+            quad: q.points,
+            score: q.score,
+        })
+        .collect();
+    let region = Region {
+        width: work.width as f32,
+        height: work.height as f32,
+        vehicle,
+    };
+    let mut out = ReadOutcome {
+        boxes: quads.len(),
+        ..ReadOutcome::default()
+    };
+    let (kx, ky) = (
+        pic.width as f32 / work.width as f32,
+        pic.height as f32 / work.height as f32,
+    );
+    for cand in filter_candidates(&boxes, &region, settings)
+        .into_iter()
+        .take(MAX_READ)
+    {
+        let quad = TextQuad {
+            points: cand.quad,
+            score: cand.score,
+        };
+        let crop = warp_quad(work, &quad);
+        let line = reader.recognize_line(&crop)?;
+        let b = cand.bbox();
+        let plate_box = BBox::new(
+            b.x1 * kx + offset.0,
+            b.y1 * ky + offset.1,
+            b.x2 * kx + offset.0,
+            b.y2 * ky + offset.1,
+        );
+        match accept(&line.text, &line.char_conf, Some(plate_box), settings) {
+            Ok(reading) => out.found.push(PlateFound { reading, crop }),
+            Err(why) => {
+                tracing::trace!(text = %line.text, %why, "text refused as a plate");
+                out.rejected += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn enlarge(pic: &RgbPicture, k: f32) -> Result<RgbPicture, InferError> {
+    let img = image::RgbImage::from_raw(pic.width, pic.height, pic.data.clone())
+        .ok_or_else(|| InferError::InvalidFrame("picture size does not match its data".into()))?;
+    let (w, h) = (
+        (pic.width as f32 * k).round() as u32,
+        (pic.height as f32 * k).round() as u32,
+    );
+    let out = image::imageops::resize(&img, w, h, image::imageops::FilterType::CatmullRom);
+    RgbPicture::new(w, h, out.into_raw())
+}
+
+/// A plate found in a still picture.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StillPlate {
+    pub text: String,
+    pub confidence: f32,
+    #[serde(rename = "box")]
+    pub bbox: BBox,
+    /// The vehicle it was read on; `None` when read on the whole picture.
+    pub vehicle: Option<StillVehicle>,
+}
+
+/// A vehicle found by the detector in a still picture.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StillVehicle {
+    pub class: String,
+    pub score: f32,
+    #[serde(rename = "box")]
+    pub bbox: BBox,
+}
+
+/// Reads the plates of a still picture: the detector finds vehicles of `classes` (their
+/// best reading each); when none gives a plate, the whole picture is read (close-ups).
+pub fn read_still(
+    detector: &sightline_inference::InferClient,
+    labels: &sightline_core::Labels,
+    classes: &[String],
+    reader: &TextReader,
+    frame: &sightline_core::Frame,
+    upscale_below: u32,
+    settings: &CompiledPlateSettings,
+) -> Result<Vec<StillPlate>, InferError> {
+    let dets = detector.infer(frame, &sightline_inference::DetectOptions::default())?;
+    let mut out: Vec<StillPlate> = Vec::new();
+    for d in dets {
+        let class = labels.name(d.class_id).into_owned();
+        if !classes.contains(&class) {
+            continue;
+        }
+        // The same vehicle under two classes (NanoDet suppresses per class): read it once.
+        if out.iter().any(|p| {
+            p.vehicle
+                .as_ref()
+                .is_some_and(|v| v.bbox.iou(&d.bbox) > 0.6)
+        }) {
+            continue;
+        }
+        let r = sightline_storage::crop_rect(&d.bbox, frame.width, frame.height, 0.08, 16);
+        let crop = RgbPicture::new(r.width, r.height, sightline_storage::cut(frame, r))?;
+        let got = read_plates(
+            reader,
+            &crop,
+            true,
+            upscale_below,
+            settings,
+            (r.x as f32, r.y as f32),
+        )?;
+        if let Some(best) = got.found.into_iter().next() {
+            out.push(StillPlate {
+                text: best.reading.text,
+                confidence: best.reading.confidence,
+                bbox: best.reading.plate_bbox.unwrap_or(d.bbox),
+                vehicle: Some(StillVehicle {
+                    class,
+                    score: d.score,
+                    bbox: d.bbox,
+                }),
+            });
+        }
+    }
+    if out.is_empty() {
+        let whole = RgbPicture::new(frame.width, frame.height, frame.data.clone())?;
+        let got = read_plates(reader, &whole, false, upscale_below, settings, (0.0, 0.0))?;
+        for f in got.found {
+            if out.iter().any(|p| p.text == f.reading.text) {
+                continue;
+            }
+            out.push(StillPlate {
+                bbox: f.reading.plate_bbox.unwrap_or_default(),
+                text: f.reading.text,
+                confidence: f.reading.confidence,
+                vehicle: None,
+            });
+        }
+    }
+    Ok(out)
+}
