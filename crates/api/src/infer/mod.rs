@@ -12,6 +12,7 @@
 //! client per model held in the state.
 
 pub mod guards;
+pub mod anpr;
 pub mod upscale;
 
 use crate::auth::Caller;
@@ -50,6 +51,10 @@ pub struct InferJson {
     /// Image-to-image: the scale (picks that scale's default model); answered with an
     /// `UpscaleResponse`.
     pub scale_factor: Option<u32>,
+    /// `anpr`: read licence plates (vehicles found by `model`, then their plates; the whole
+    /// image when no vehicle gives one); answered with an `AnprResponse`.
+    #[schema(pattern = r"^(detect|anpr)$")]
+    pub pipeline: Option<String>,
 }
 
 /// Options also accepted in the query string (any body form).
@@ -60,6 +65,9 @@ pub struct InferQuery {
     pub annotate: Option<bool>,
     pub score_threshold: Option<f32>,
     pub scale_factor: Option<u32>,
+    /// `detect` (default) or `anpr`.
+    #[param(pattern = r"^(detect|anpr)$")]
+    pub pipeline: Option<String>,
 }
 
 /// One detection in image pixels.
@@ -101,6 +109,7 @@ pub(crate) struct Parsed {
     pub(crate) annotate: bool,
     pub(crate) score_threshold: Option<f32>,
     pub(crate) scale_factor: Option<u32>,
+    pub(crate) pipeline: Option<String>,
     /// The request was JSON (answered in JSON; a raw or multipart upscale gets the PNG).
     pub(crate) json: bool,
 }
@@ -116,7 +125,7 @@ pub(crate) struct Parsed {
     params(InferQuery),
     request_body(content = InferJson, description = "JSON with a base64 image, a multipart form (`image` file, optional `model`, `annotate`, `score_threshold`, `scale_factor` fields), or raw `image/png` / `image/jpeg` bytes"),
     responses(
-        (status = 200, description = "detections (`InferResponse`); for image-to-image models an `UpscaleResponse` (schema in the components) to a JSON request, the PNG itself to a multipart or raw body", content(
+        (status = 200, description = "detections (`InferResponse`); with `pipeline=anpr` an `AnprResponse`; for image-to-image models an `UpscaleResponse` (schema in the components) to a JSON request, the PNG itself to a multipart or raw body", content(
             (InferResponse = "application/json"),
             (Vec<u8> = "image/png"))),
         (status = 413, description = "body, image or result too large", body = crate::error::ErrorBody),
@@ -169,6 +178,17 @@ pub(crate) async fn infer(
     let mut p = parse_body(parts, bytes).await?;
     p.model = p.model.or(query.model);
     p.scale_factor = p.scale_factor.or(query.scale_factor);
+    p.pipeline = p.pipeline.or(query.pipeline);
+    match p.pipeline.as_deref() {
+        None | Some("detect") => {}
+        Some("anpr") => return anpr::serve(&state, p, t0).await,
+        Some(other) => {
+            return Err(ApiError::unprocessable(
+                "invalid_request",
+                format!("pipeline: unknown pipeline {other:?} (detect or anpr)"),
+            ));
+        }
+    }
     if let Some(rec) = upscale::route(&state, &p).await? {
         return upscale::serve(&state, rec, p, t0).await;
     }
@@ -346,6 +366,7 @@ pub(crate) async fn parse_body(
             annotate: false,
             score_threshold: None,
             scale_factor: None,
+            pipeline: None,
             json: false,
         })
     } else {
@@ -390,6 +411,7 @@ fn parse_json(bytes: &[u8]) -> ApiResult<Parsed> {
         annotate: j.annotate.unwrap_or(false),
         score_threshold: j.score_threshold,
         scale_factor: j.scale_factor,
+        pipeline: j.pipeline,
         json: true,
     })
 }
@@ -405,6 +427,7 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
         annotate: false,
         score_threshold: None,
         scale_factor: None,
+        pipeline: None,
         json: false,
     };
     let mut have_image = false;
@@ -418,6 +441,7 @@ async fn parse_multipart(req: Request) -> ApiResult<Parsed> {
                 have_image = true;
             }
             "model" => out.model = Some(text()),
+            "pipeline" => out.pipeline = Some(text()),
             "annotate" => out.annotate = matches!(text().as_str(), "true" | "1" | "yes"),
             "score_threshold" => {
                 out.score_threshold = Some(

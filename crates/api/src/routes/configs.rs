@@ -87,6 +87,22 @@ pub(crate) async fn validate_body(state: &ApiState, body: &Value) -> ApiResult<V
     if let Err(e) = cfg.validate(labels.as_ref()) {
         errs.extend(e);
     }
+    // A secondary stage whose models do not load is refused now, with the reason, rather
+    // than becoming a run that fails later (the models stay loaded for the runs).
+    for (i, d) in cfg.secondary.iter().enumerate() {
+        let models = state.inner.models.clone();
+        let (det, rec) = (d.text_detector.clone(), d.text_recognizer.clone());
+        if let Err(e) =
+            blocking(move || models.text_reader(det.as_deref(), rec.as_deref())).await?
+        {
+            let field = if e.to_string().contains("recogniser") {
+                "text_recognizer"
+            } else {
+                "text_detector"
+            };
+            errs.push(format!("secondary[{i}].{field}"), e.to_string());
+        }
+    }
     if !errs.is_empty() {
         return Err(ApiError::fields("invalid_config", &errs));
     }

@@ -46,7 +46,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::models::delete_model,
         crate::infer::infer,
     ),
-    components(schemas(crate::infer::upscale::UpscaleResponse, crate::error::ErrorBody)),
+    components(schemas(crate::infer::upscale::UpscaleResponse, crate::infer::anpr::AnprResponse, crate::error::ErrorBody)),
     modifiers(&Bearer, &ContractResponses),
     security(("bearer" = [])),
 )]
