@@ -62,9 +62,6 @@ enum Command {
     /// Find stored plate events by plate text (exact, prefix, wildcard, fuzzy).
     #[command(subcommand)]
     Plates(cmd::plates::PlatesCmd),
-    /// Find stored plate events by plate text (exact, prefix, wildcard, fuzzy).
-    #[command(subcommand)]
-    Plates(cmd::plates::PlatesCmd),
     /// Recording segments of a run, and clips cut from them.
     #[command(subcommand)]
     Recordings(cmd::recordings::RecordingsCmd),
@@ -107,7 +104,6 @@ fn main() -> ExitCode {
         Command::Runs(c) => cmd::runs::main(&server, c),
         Command::Configs(c) => cmd::runs::configs_main(&server, c),
         Command::Events(a) => cmd::events::main(&server, a),
-        Command::Plates(c) => cmd::plates::main(&server, c),
         Command::Plates(c) => cmd::plates::main(&server, c),
         Command::Recordings(c) => cmd::recordings::main(&server, c),
         Command::Schema => cmd::print_json(&sightline_config::PipelineConfig::json_schema()),

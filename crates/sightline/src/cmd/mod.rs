@@ -7,7 +7,6 @@ pub mod events;
 pub mod infer;
 pub mod models;
 pub mod plates;
-pub mod plates;
 pub mod recordings;
 pub mod run;
 pub mod runs;
