@@ -4,4 +4,5 @@
 
 mod lifecycle;
 mod pictures;
+mod plates;
 mod replay;
