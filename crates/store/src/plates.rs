@@ -396,14 +396,14 @@ impl Store {
             scanned += rows.len();
             for r in rows {
                 after = Some((r.event_id, r.rank));
-                if group.as_ref().is_some_and(|(id, _)| *id != r.event_id) {
-                    if let Some((id, best)) = group.take() {
-                        last_done = Some(id);
-                        if let Some(best) = best {
-                            found.push(Found { event_id: id, best });
-                            if found.len() > limit as usize {
-                                break 'scan;
-                            }
+                if group.as_ref().is_some_and(|(id, _)| *id != r.event_id)
+                    && let Some((id, best)) = group.take()
+                {
+                    last_done = Some(id);
+                    if let Some(best) = best {
+                        found.push(Found { event_id: id, best });
+                        if found.len() > limit as usize {
+                            break 'scan;
                         }
                     }
                 }

@@ -259,6 +259,9 @@ mod bench {
     use super::*;
     use std::time::{Duration, Instant};
 
+    /// A query text and its distance.
+    type Query = (String, Option<u32>);
+
     const STATES: &[&str] = &["KA", "MH", "DL", "TN", "AP", "GJ", "UP", "WB", "KL", "RJ"];
 
     /// xorshift64*: reproducible plates without a dependency.
@@ -349,7 +352,7 @@ mod bench {
             db.store.insert_events(&events).await.unwrap();
         }
         let insert = started.elapsed();
-        let mut kinds: Vec<(&str, Vec<(String, Option<u32>)>)> = vec![
+        let mut kinds: Vec<(&str, Vec<Query>)> = vec![
             (
                 "exact",
                 sample.iter().take(50).map(|t| (t.clone(), None)).collect(),
