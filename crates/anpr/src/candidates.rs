@@ -107,6 +107,7 @@ pub fn filter_candidates(
     s: &CompiledPlateSettings,
 ) -> Vec<TextBox> {
     let cfg = s.settings();
+    let boxes = join_words(boxes);
     let mut kept: Vec<(f32, TextBox)> = boxes
         .iter()
         .filter(|b| b.is_finite())
@@ -123,6 +124,58 @@ pub fn filter_candidates(
     // Stable: equal ranks keep the detector's order.
     kept.sort_by(|a, b| b.0.total_cmp(&a.0));
     kept.into_iter().map(|(_, b)| b).collect()
+}
+
+/// The boxes plus, first, one box per run of boxes that continue each other on one line: a
+/// text detector often splits a plate at its space (`KA01` `AB1234`). Two boxes continue each
+/// other when their heights differ by less than a factor 1.6, their centres are within half
+/// a height vertically, and the gap from the first's right edge to the second's left edge is
+/// between −0.3 and 1.5 heights. A joined box runs from the first's left edge to the last's
+/// right edge (keeping their tilt) and scores as its best part.
+pub fn join_words(boxes: &[TextBox]) -> Vec<TextBox> {
+    let mut order: Vec<&TextBox> = boxes.iter().filter(|b| b.is_finite()).collect();
+    order.sort_by(|a, b| a.centre().0.total_cmp(&b.centre().0));
+    let left = |b: &TextBox| b.quad[0][0].min(b.quad[3][0]);
+    let right = |b: &TextBox| b.quad[1][0].max(b.quad[2][0]);
+    let continues = |a: &TextBox, b: &TextBox| {
+        let (ha, hb) = (a.height(), b.height());
+        if ha <= 0.0 || hb <= 0.0 {
+            return false;
+        }
+        let h = (ha + hb) / 2.0;
+        let ratio = ha.max(hb) / ha.min(hb);
+        let gap = left(b) - right(a);
+        ratio < 1.6
+            && (a.centre().1 - b.centre().1).abs() < 0.5 * h
+            && (-0.3 * h..=1.5 * h).contains(&gap)
+    };
+    let mut joined = Vec::new();
+    let mut used = vec![false; order.len()];
+    for i in 0..order.len() {
+        if used[i] {
+            continue;
+        }
+        let mut chain = vec![i];
+        let mut last = i;
+        for j in i + 1..order.len() {
+            if !used[j] && continues(order[last], order[j]) {
+                chain.push(j);
+                last = j;
+            }
+        }
+        if chain.len() > 1 {
+            for &k in &chain {
+                used[k] = true;
+            }
+            let (a, b) = (order[chain[0]], order[last]);
+            joined.push(TextBox {
+                quad: [a.quad[0], b.quad[1], b.quad[2], a.quad[3]],
+                score: chain.iter().map(|&k| order[k].score).fold(0.0, f32::max),
+            });
+        }
+    }
+    joined.extend(boxes.iter().copied());
+    joined
 }
 
 fn in_plate_area(b: &TextBox, region: &Region) -> bool {
@@ -144,6 +197,22 @@ fn prior(b: &TextBox, region: &Region) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_of_one_line_are_joined_and_kept() {
+        let a = TextBox::from_bbox(BBox::new(10.0, 50.0, 60.0, 70.0), 0.9);
+        let b = TextBox::from_bbox(BBox::new(72.0, 51.0, 140.0, 71.0), 0.8);
+        // Another line below, and a far box on the same line: not joined.
+        let c = TextBox::from_bbox(BBox::new(10.0, 100.0, 60.0, 120.0), 0.9);
+        let d = TextBox::from_bbox(BBox::new(300.0, 50.0, 340.0, 70.0), 0.9);
+        let out = join_words(&[b, a, c, d]);
+        assert_eq!(out.len(), 5, "{out:?}");
+        let j = out[0];
+        assert_eq!(j.bbox(), BBox::new(10.0, 50.0, 140.0, 71.0));
+        assert_eq!(j.score, 0.9);
+        assert_eq!(&out[1..], &[b, a, c, d]);
+        assert_eq!(join_words(&[a]), vec![a]);
+    }
     use crate::settings::PlateSettings;
 
     const CAR: Region = Region {

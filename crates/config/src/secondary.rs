@@ -105,7 +105,7 @@ pub(crate) fn validate(defs: &[SecondaryDef], labels: Option<&[String]>, e: &mut
                 }
             }
         }
-        if !(d.min_area >= 0.0) {
+        if d.min_area.is_nan() || d.min_area < 0.0 {
             e.push(format!("{p}.min_area"), "must be ≥ 0");
         }
         for (f, v) in [
