@@ -205,6 +205,28 @@ async fn configs_are_versioned_and_validated_with_paths() {
     }
     let r = post_json(&app, "/v1/configs/lobby", None, &json!({"modle": {}})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Plate stages: a regex that does not compile and a model that does not load are refused
+    // now, each naming its field; a valid one is stored.
+    let mut plates = config_json();
+    plates["secondary"] = json!([
+        {"name": "plates", "plate": {"format": "([A-Z"}},
+        {"name": "other", "text_detector": "/nonexistent/det.onnx"}
+    ]);
+    let r = post_json(&app, "/v1/configs/lobby", None, &plates).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json());
+    let paths: Vec<String> = r.json()["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    for p in ["secondary[0].plate.format", "secondary[1].text_detector"] {
+        assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
+    }
+    plates["secondary"] = json!([{"name": "plates"}]);
+    let r = post_json(&app, "/v1/configs/plates", None, &plates).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    assert_eq!(r.json()["body"]["secondary"][0]["timeout_ms"], 500);
     // An array where the schema has an object (serde alone would fill the struct by
     // position): refused, naming the field.
     let mut arr = config_json();

@@ -731,3 +731,56 @@ async fn fuzzed_upscale_bodies_never_crash() {
     .await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+/// `pipeline=anpr`: the plate of the shared synthetic plate picture (a close-up: no vehicle,
+/// read whole) and of a frame of the plate clip (read on the vehicle), in JSON and multipart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_plates_with_the_anpr_pipeline() {
+    let fx = fixture().await;
+    let app = app_with(&fx, InferGuards::default());
+    let plate = std::fs::read(fixture_path("synthetic_plate.png")).unwrap();
+    let r = post_json(
+        &app,
+        "/v1/infer",
+        None,
+        &json!({"image": b64(&plate), "pipeline": "anpr"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let v = r.json();
+    let plates = v["plates"].as_array().unwrap();
+    assert_eq!(plates.len(), 1, "{v}");
+    assert_eq!(plates[0]["text"], "KA01AB1234");
+    assert!(plates[0]["vehicle"].is_null());
+    assert!(plates[0]["confidence"].as_f64().unwrap() > 0.8);
+    let b = &plates[0]["box"];
+    assert!(b["x1"].as_f64().unwrap() > 40.0 && b["x2"].as_f64().unwrap() < 600.0);
+
+    let van = std::fs::read(fixture_path("plate_van_frame20.jpg")).unwrap();
+    let (ct, body) = multipart(&[("image", Some("f.jpg"), &van), ("pipeline", None, b"anpr")]);
+    let r = send(&app, Method::POST, "/v1/infer", None, Some(&ct), body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let v = r.json();
+    let p = &v["plates"][0];
+    assert_eq!(p["text"], "KA01AB1234", "{v}");
+    assert!(matches!(
+        p["vehicle"]["class"].as_str(),
+        Some("truck" | "bus" | "car")
+    ));
+
+    // An unknown pipeline is refused, naming the field.
+    let r = post_json(
+        &app,
+        "/v1/infer?pipeline=ocr",
+        None,
+        &json!({"image": b64(&plate)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pipeline")
+    );
+}
