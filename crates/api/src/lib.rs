@@ -37,9 +37,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::{get, post};
-use routes::{
-    configs, docs, events, media, models, plates, probes, recordings, runs, system,
-};
+use routes::{configs, docs, events, media, models, plates, probes, recordings, runs, system};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The whole API.

@@ -65,9 +65,7 @@ pub(crate) async fn serve(state: &ApiState, p: Parsed, t0: Instant) -> ApiResult
     let image = p.image;
     let frame = blocking(move || decode(&image, max_pixels)).await??;
     let (width, height) = (frame.width, frame.height);
-    let model_name = p
-        .model
-        .unwrap_or_else(|| inner.opts.default_model.clone());
+    let model_name = p.model.unwrap_or_else(|| inner.opts.default_model.clone());
     let client = client_for(state, &model_name).await?;
     let models = inner.models.clone();
     let reader = blocking(move || models.text_reader(None, None)).await??;

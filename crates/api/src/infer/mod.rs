@@ -11,8 +11,8 @@
 //! Requests go through the same shared model (and batcher) the runs use, via one batcher
 //! client per model held in the state.
 
-pub mod guards;
 pub mod anpr;
+pub mod guards;
 pub mod upscale;
 
 use crate::auth::Caller;

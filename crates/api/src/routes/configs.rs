@@ -92,8 +92,7 @@ pub(crate) async fn validate_body(state: &ApiState, body: &Value) -> ApiResult<V
     for (i, d) in cfg.secondary.iter().enumerate() {
         let models = state.inner.models.clone();
         let (det, rec) = (d.text_detector.clone(), d.text_recognizer.clone());
-        if let Err(e) =
-            blocking(move || models.text_reader(det.as_deref(), rec.as_deref())).await?
+        if let Err(e) = blocking(move || models.text_reader(det.as_deref(), rec.as_deref())).await?
         {
             let field = if e.to_string().contains("recogniser") {
                 "text_recognizer"

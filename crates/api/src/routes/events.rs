@@ -32,7 +32,9 @@ pub struct EventListQuery {
     /// `zone_enter`, `zone_exit`, `line_cross`, `dwell`, `count`, `detected`, `plate`,
     /// `plate_match`.
     #[serde(rename = "type")]
-    #[param(pattern = r"^(zone_enter|zone_exit|line_cross|dwell|count|detected|plate|plate_match)$")]
+    #[param(
+        pattern = r"^(zone_enter|zone_exit|line_cross|dwell|count|detected|plate|plate_match)$"
+    )]
     pub kind: Option<String>,
     pub class: Option<String>,
     pub zone: Option<String>,

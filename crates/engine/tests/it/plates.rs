@@ -169,6 +169,7 @@ fn each_vehicle_gives_one_plate_event_with_its_text_and_crop() {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // prints its figure (`--nocapture` shows it)
 fn a_failing_or_hung_plate_model_never_holds_the_detector() {
     // Baseline: the detector alone, on the same clip.
     let mut base = setup(false, |_| {});
@@ -247,7 +248,7 @@ fn a_failing_or_hung_plate_model_never_holds_the_detector() {
     assert_eq!(read, ["KA01AB1234"], "read again once the model answers");
 
     let fps = |p: &Played| p.frames as f64 / p.elapsed.as_secs_f64();
-    println!(
+    eprintln!(
         "FIGURE: plate_car.mp4 ({} frames, fast, this build): detector alone {:.1} fps; with a dead plate model {:.1} fps; hung then recovering (1.7 s pause included) {:.1} fps, longest frame wait {:?}",
         alone.frames,
         fps(&alone),

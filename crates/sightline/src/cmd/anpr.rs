@@ -80,22 +80,27 @@ pub fn main(server: &ServerConfig, a: AnprArgs) -> anyhow::Result<ExitCode> {
         };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if a.json {
-            println!(
-                "{}",
-                serde_json::json!({
+            // One compact object per line (JSON lines), one line per image.
+            super::say(
+                &serde_json::json!({
                     "image": path.display().to_string(),
                     "plates": plates,
                     "ms": (ms * 10.0).round() / 10.0,
                 })
+                .to_string(),
             );
         } else {
-            println!("{} ({} plates, {ms:.0} ms)", path.display(), plates.len());
+            super::say(&format!(
+                "{} ({} plates, {ms:.0} ms)",
+                path.display(),
+                plates.len()
+            ));
             for p in &plates {
                 let on = p
                     .vehicle
                     .as_ref()
                     .map_or("whole image".to_string(), |v| format!("on a {}", v.class));
-                println!("  {}  {:.2}  {on}", p.text, p.confidence);
+                super::say(&format!("  {}  {:.2}  {on}", p.text, p.confidence));
             }
         }
     }
