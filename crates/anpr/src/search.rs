@@ -33,7 +33,7 @@ pub enum PlateQuery {
 /// - no `*` and no `distance` or 0 → [`PlateQuery::Exact`].
 ///
 /// Refused: a query with no letters or digits, longer than [`MAX_QUERY_CHARS`], a distance
-/// above [`MAX_QUERY_DISTANCE`], and a distance above 0 together with `*`.
+/// above [`MAX_QUERY_DISTANCE`]. A distance is ignored for a query with `*`.
 pub fn parse_query(q: &str, distance: Option<u32>) -> Result<PlateQuery, String> {
     let mut text = String::with_capacity(q.len());
     for c in q.chars() {
@@ -60,10 +60,9 @@ pub fn parse_query(q: &str, distance: Option<u32>) -> Result<PlateQuery, String>
             "distance {distance} is more than {MAX_QUERY_DISTANCE}"
         ));
     }
+    // A pattern with `*` is matched as written: a distance does not apply to it (ignored, so
+    // a form that always sends `distance` still searches wildcards).
     let stars = text.matches('*').count();
-    if stars > 0 && distance > 0 {
-        return Err("a query with `*` cannot also have a distance".into());
-    }
     Ok(match (stars, text.strip_suffix('*')) {
         (0, _) if distance > 0 => PlateQuery::Fuzzy { text, distance },
         (0, _) => PlateQuery::Exact(text),
@@ -178,7 +177,10 @@ mod tests {
         assert!(parse_query("ABCDEFGHIJ123456", None).is_ok());
         assert!(err("KA01", Some(4)).contains("distance 4"));
         assert!(parse_query("KA01", Some(3)).is_ok());
-        assert!(err("KA*", Some(1)).contains("`*`"));
+        assert_eq!(
+            parse_query("KA*", Some(1)),
+            Ok(PlateQuery::Prefix("KA".into()))
+        );
     }
 
     #[test]

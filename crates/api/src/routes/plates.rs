@@ -21,10 +21,11 @@ use utoipa::{IntoParams, ToSchema};
 pub struct PlateSearchQuery {
     /// Plate to find: `KA01AB1234` (exact; separators and case ignored), `KA01*` (prefix),
     /// `*AB12*` (wildcards). Matched against the read text and, folded, its confusion key
-    /// (O/Q/D→0, I/L→1, S→5, B→8, Z→2, G→6).
+    /// (O/Q/D→0, I/L→1, S→5, B→8, Z→2, G→6). At most 16 characters.
+    #[param(pattern = r"^\*?[A-Za-z0-9][A-Za-z0-9* -]{0,14}$")]
     pub q: String,
-    /// Edit distance: also find reads at most this many edits from `q` (fuzzy search; not
-    /// with `*`).
+    /// Edit distance: also find reads at most this many edits from `q` (fuzzy search;
+    /// ignored for a query with `*`).
     #[param(minimum = 0, maximum = 3)]
     pub distance: Option<u32>,
     /// Run id.
@@ -67,6 +68,25 @@ fn field<T>(
     parse(v?).map_err(|m| errs.push(name, m)).ok()
 }
 
+/// The published shape of `q` (`^\*?[A-Za-z0-9][A-Za-z0-9* -]{0,14}$`): letters, digits,
+/// `*`, spaces and dashes, at most 16, a letter or digit first (after an optional `*`).
+fn query_shape(v: &str) -> Result<(), String> {
+    let body = v.strip_prefix('*').unwrap_or(v);
+    let first_ok = body
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let chars_ok = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ' ' | '-'));
+    if !first_ok || !chars_ok || v.len() > 16 {
+        return Err(format!(
+            "{v:?}: letters, digits, `*`, spaces and dashes (at most 16), starting with a letter or digit (or `*` and one)"
+        ));
+    }
+    Ok(())
+}
+
 fn rfc3339(v: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| t.with_timezone(&Utc))
@@ -85,7 +105,10 @@ pub(crate) async fn search_plates(
         Some(d) if d > MAX_QUERY_DISTANCE => "distance",
         _ => "q",
     };
-    let query = field(&mut errs, name, Some(&q.q), |v| parse_query(v, q.distance));
+    let query = field(&mut errs, name, Some(&q.q), |v| {
+        query_shape(v)?;
+        parse_query(v, q.distance)
+    });
     let run = field(&mut errs, "run", q.run.as_deref(), RunId::parse);
     let since = field(&mut errs, "since", q.since.as_deref(), rfc3339);
     let until = field(&mut errs, "until", q.until.as_deref(), rfc3339);
