@@ -206,26 +206,36 @@ fn a_failing_or_hung_plate_model_never_holds_the_detector() {
     // A hung model: calls never come back in time; frames wait at most the budget. Halfway
     // through the model recovers: after the open time one trial call closes the breaker and
     // the plate is read again.
+    // The waits below are sleeps at chosen frames, not frame timing, so the test holds on a
+    // loaded machine: a call counts as hung after 2 s, the hung model takes 2.5 s.
     let mut s = setup(true, |c| {
         let d = &mut c.secondary[0];
         d.budget_ms = budget_ms;
-        d.timeout_ms = 300;
-        d.error_budget = 3;
+        d.timeout_ms = 2_000;
+        d.error_budget = 1;
         d.open_s = 1;
         d.every = 1;
     });
     s.proc.set_live(true);
     let fault = s.proc.secondary()[0].fault_injection();
-    fault.delay_ms.store(1_500, Ordering::SeqCst);
+    fault.delay_ms.store(2_500, Ordering::SeqCst);
     let mut degraded_while_hung = false;
     let hung = play(&mut s.proc, "samples/plates/plate_car.mp4", |n, p| {
         if n < 25 {
             degraded_while_hung |= !p.degraded().is_empty();
         }
-        if n == 25 {
-            fault.delay_ms.store(0, Ordering::SeqCst);
-            // The last hung call drains and the open time passes.
-            std::thread::sleep(Duration::from_millis(1_700));
+        match n {
+            // The first call, in flight by now, passes its timeout.
+            5 => std::thread::sleep(Duration::from_millis(2_100)),
+            // The model recovers; whatever hung call is in flight ends (as a failure, late).
+            25 => {
+                fault.delay_ms.store(0, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2_700));
+            }
+            // The breaker reopened on that late failure at frame 26: its open time passes,
+            // then one trial call goes through and closes it.
+            27 => std::thread::sleep(Duration::from_millis(1_100)),
+            _ => {}
         }
     });
     assert!(
@@ -249,7 +259,7 @@ fn a_failing_or_hung_plate_model_never_holds_the_detector() {
 
     let fps = |p: &Played| p.frames as f64 / p.elapsed.as_secs_f64();
     eprintln!(
-        "FIGURE: plate_car.mp4 ({} frames, fast, this build): detector alone {:.1} fps; with a dead plate model {:.1} fps; hung then recovering (1.7 s pause included) {:.1} fps, longest frame wait {:?}",
+        "FIGURE: plate_car.mp4 ({} frames, fast, this build): detector alone {:.1} fps; with a dead plate model {:.1} fps; hung then recovering (5.9 s of pauses included) {:.1} fps, longest frame wait {:?}",
         alone.frames,
         fps(&alone),
         fps(&dead),
