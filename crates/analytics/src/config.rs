@@ -165,6 +165,19 @@ impl RuleDef {
         }
     }
 
+    /// The attribute condition of the rule: the attribute's name and the pattern its value
+    /// must match.
+    pub fn attribute(&self) -> (Option<&str>, Option<&str>) {
+        let (a, m) = match self {
+            RuleDef::Zone(r) => (&r.attribute, &r.attribute_matches),
+            RuleDef::Line(r) => (&r.attribute, &r.attribute_matches),
+            RuleDef::Dwell(r) => (&r.attribute, &r.attribute_matches),
+            RuleDef::Count(r) => (&r.attribute, &r.attribute_matches),
+            RuleDef::Detected(r) => (&r.attribute, &r.attribute_matches),
+        };
+        (a.as_deref(), m.as_deref())
+    }
+
     /// The zone the rule watches, if it is a zone, dwell or count rule.
     pub fn zone(&self) -> Option<&str> {
         match self {
@@ -229,6 +242,17 @@ pub struct ZoneRule {
     /// considered, so a score hovering around the threshold does not make it flap.
     #[serde(default = "default_min_confidence")]
     pub min_confidence: f32,
+    /// Only tracks that carry this attribute are considered (an attribute a `[[secondary]]`
+    /// stage gives tracks: `"plate"`, the plate stage's voted text). Like `min_confidence`,
+    /// it is latched: a track is considered from the frame it first carries the attribute
+    /// (and, with `attribute_matches`, a matching value) on. Events the rule emits carry the
+    /// track's attributes. Unset (the default): no condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// With `attribute`: a regular expression (Rust `regex` syntax) the attribute's value
+    /// must match somewhere, e.g. `"^KA01"` or `"^(AB12CDE|XY34ZZZ)$"`; unset: any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_matches: Option<String>,
     /// Name of the zone (a key of `[zones]`).
     pub zone: String,
     /// Which point of the box must be in the zone.
@@ -261,6 +285,17 @@ pub struct LineRule {
     /// considered.
     #[serde(default = "default_min_confidence")]
     pub min_confidence: f32,
+    /// Only tracks that carry this attribute are considered (an attribute a `[[secondary]]`
+    /// stage gives tracks: `"plate"`, the plate stage's voted text). Like `min_confidence`,
+    /// it is latched: a track is considered from the frame it first carries the attribute
+    /// (and, with `attribute_matches`, a matching value) on. Events the rule emits carry the
+    /// track's attributes. Unset (the default): no condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// With `attribute`: a regular expression (Rust `regex` syntax) the attribute's value
+    /// must match somewhere, e.g. `"^KA01"` or `"^(AB12CDE|XY34ZZZ)$"`; unset: any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_matches: Option<String>,
     /// Name of the line (a key of `[lines]`).
     pub line: String,
     /// Which point of the box must cross the line.
@@ -286,6 +321,17 @@ pub struct DwellRule {
     /// considered.
     #[serde(default = "default_min_confidence")]
     pub min_confidence: f32,
+    /// Only tracks that carry this attribute are considered (an attribute a `[[secondary]]`
+    /// stage gives tracks: `"plate"`, the plate stage's voted text). Like `min_confidence`,
+    /// it is latched: a track is considered from the frame it first carries the attribute
+    /// (and, with `attribute_matches`, a matching value) on. Events the rule emits carry the
+    /// track's attributes. Unset (the default): no condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// With `attribute`: a regular expression (Rust `regex` syntax) the attribute's value
+    /// must match somewhere, e.g. `"^KA01"` or `"^(AB12CDE|XY34ZZZ)$"`; unset: any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_matches: Option<String>,
     /// Name of the zone (a key of `[zones]`).
     pub zone: String,
     /// Time in the zone, in seconds of stream time, before the event fires (more than 0).
@@ -314,6 +360,17 @@ pub struct CountRule {
     /// considered.
     #[serde(default = "default_min_confidence")]
     pub min_confidence: f32,
+    /// Only tracks that carry this attribute are considered (an attribute a `[[secondary]]`
+    /// stage gives tracks: `"plate"`, the plate stage's voted text). Like `min_confidence`,
+    /// it is latched: a track is considered from the frame it first carries the attribute
+    /// (and, with `attribute_matches`, a matching value) on. Events the rule emits carry the
+    /// track's attributes. Unset (the default): no condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// With `attribute`: a regular expression (Rust `regex` syntax) the attribute's value
+    /// must match somewhere, e.g. `"^KA01"` or `"^(AB12CDE|XY34ZZZ)$"`; unset: any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_matches: Option<String>,
     /// Name of the zone (a key of `[zones]`).
     pub zone: String,
     /// Occupancy at or above which the level is `above` (at least 1).
@@ -344,6 +401,17 @@ pub struct DetectedRule {
     /// Minimum score (0..1) of the track on each of the `min_frames` frames.
     #[serde(default = "default_min_confidence")]
     pub min_confidence: f32,
+    /// Only tracks that carry this attribute are considered (an attribute a `[[secondary]]`
+    /// stage gives tracks: `"plate"`, the plate stage's voted text). Like `min_confidence`,
+    /// it is latched: a track is considered from the frame it first carries the attribute
+    /// (and, with `attribute_matches`, a matching value) on. Events the rule emits carry the
+    /// track's attributes. Unset (the default): no condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// With `attribute`: a regular expression (Rust `regex` syntax) the attribute's value
+    /// must match somewhere, e.g. `"^KA01"` or `"^(AB12CDE|XY34ZZZ)$"`; unset: any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_matches: Option<String>,
     /// Consecutive frames the track must be seen before the event fires (at least 1). A
     /// frame on which the track is missing, predicted without a detection, or scores below
     /// `min_confidence` restarts the count.
@@ -465,6 +533,8 @@ mod tests {
             seconds: 0.5,
             anchor: Anchor::Center,
             hysteresis_px: 2.0,
+            attribute: Some("plate".into()),
+            attribute_matches: Some("^KA".into()),
         });
         let json = serde_json::to_value(&rule).unwrap();
         assert_eq!(json["type"], "count");

@@ -175,6 +175,33 @@ fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
     }
 }
 
+/// Longest `attribute_matches` pattern, in bytes.
+pub const MAX_PATTERN_BYTES: usize = 256;
+
+fn validate_attribute(path: &str, rule: &RuleDef, e: &mut FieldErrors) {
+    let (attribute, matches) = rule.attribute();
+    if let Some(a) = attribute
+        && (a.is_empty() || !a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    {
+        e.push(
+            format!("{path}.attribute"),
+            format!("{a:?} is not an attribute name (lower-case letters and _, e.g. \"plate\")"),
+        );
+    }
+    let Some(m) = matches else { return };
+    let p = format!("{path}.attribute_matches");
+    if attribute.is_none() {
+        e.push(
+            p,
+            "needs `attribute` (the attribute whose value it matches)",
+        );
+    } else if m.len() > MAX_PATTERN_BYTES {
+        e.push(p, format!("must be at most {MAX_PATTERN_BYTES} bytes"));
+    } else if let Err(err) = crate::watch::compile_pattern(m) {
+        e.push(p, format!("not a valid regular expression: {err}"));
+    }
+}
+
 fn validate_rule(
     path: &str,
     rule: &RuleDef,
@@ -213,6 +240,7 @@ fn validate_rule(
     if !(0.0..=1.0).contains(&mc) {
         e.push(format!("{path}.min_confidence"), "must be within 0..1");
     }
+    validate_attribute(path, rule, e);
     let hysteresis = match rule {
         RuleDef::Zone(r) => {
             if r.events.is_empty() {
@@ -337,6 +365,8 @@ mod tests {
             name: name.into(),
             classes: vec![],
             min_confidence: 0.0,
+            attribute: None,
+            attribute_matches: None,
             zone: zone.into(),
             anchor: Anchor::BottomCenter,
             hysteresis_px: DEFAULT_HYSTERESIS_PX,
@@ -413,6 +443,8 @@ mod tests {
                 name: "seen".into(),
                 classes: vec!["person".into(), "persn".into()],
                 min_confidence: 1.5,
+                attribute: None,
+                attribute_matches: None,
                 min_frames: 0,
             }),
             zone_rule("x", "nowhere"),
@@ -422,6 +454,8 @@ mod tests {
                 name: "loiter".into(),
                 classes: vec![],
                 min_confidence: 0.0,
+                attribute: None,
+                attribute_matches: None,
                 zone: "dock".into(),
                 seconds: 0.0,
                 anchor: Anchor::Center,
@@ -431,6 +465,8 @@ mod tests {
                 name: "crowd".into(),
                 classes: vec![],
                 min_confidence: 0.0,
+                attribute: None,
+                attribute_matches: None,
                 zone: "dock".into(),
                 threshold: 0,
                 seconds: f64::NAN,
@@ -441,6 +477,8 @@ mod tests {
                 name: "".into(),
                 classes: vec![],
                 min_confidence: 0.0,
+                attribute: None,
+                attribute_matches: None,
                 line: "gate".into(),
                 anchor: Anchor::Center,
                 hysteresis_px: 0.0,
@@ -534,5 +572,43 @@ mod tests {
         assert_eq!(closest("truk", &names), Some("truck"));
         assert_eq!(closest("zebra", &names), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn attribute_conditions_are_checked() {
+        let zones = BTreeMap::from([("dock".to_string(), zone(&SQUARE))]);
+        let with = |a: Option<&str>, m: Option<&str>| {
+            let RuleDef::Zone(mut r) = zone_rule("a", "dock") else {
+                unreachable!()
+            };
+            r.attribute = a.map(str::to_owned);
+            r.attribute_matches = m.map(str::to_owned);
+            vec![RuleDef::Zone(r)]
+        };
+        let ok = with(Some("plate"), Some("^KA01[A-Z]{2}"));
+        validate(&zones, &BTreeMap::new(), &ok, None).unwrap();
+        let cases = [
+            (
+                with(Some("Plate!"), None),
+                "rules[0].attribute: \"Plate!\" is not an attribute name",
+            ),
+            (with(Some(""), None), "rules[0].attribute: \"\" is not"),
+            (
+                with(None, Some("^KA")),
+                "rules[0].attribute_matches: needs `attribute`",
+            ),
+            (
+                with(Some("plate"), Some("KA(01")),
+                "rules[0].attribute_matches: not a valid regular expression",
+            ),
+            (
+                with(Some("plate"), Some(&"a".repeat(300))),
+                "rules[0].attribute_matches: must be at most 256 bytes",
+            ),
+        ];
+        for (rules, want) in cases {
+            let got = messages(validate(&zones, &BTreeMap::new(), &rules, None));
+            assert!(got.iter().any(|m| m.starts_with(want)), "{want}: {got:?}");
+        }
     }
 }

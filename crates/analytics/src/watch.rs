@@ -7,7 +7,43 @@
 use crate::config::Anchor;
 use crate::geometry::{Polygon, Region, Segment};
 use crate::table::{TrackTable, Visit};
-use sightline_core::{BBox, ClassId, Direction, Point, Pts, Track, TrackId};
+use regex::Regex;
+use sightline_core::{BBox, ClassId, Direction, Point, Pts, Track, TrackAttributes, TrackId};
+
+/// Compiles an `attribute_matches` pattern, with a bound on the compiled program's size so a
+/// config cannot make the engine build a huge automaton.
+pub(crate) fn compile_pattern(p: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(p).size_limit(1 << 20).build()
+}
+
+/// An `attribute` condition: the attribute's name and the pattern its value must match.
+#[derive(Debug, Clone)]
+pub(crate) struct AttributeCondition {
+    name: String,
+    /// `None`: any value.
+    pattern: Option<Regex>,
+}
+
+impl AttributeCondition {
+    /// `None` for a rule without `attribute`; an invalid pattern (refused by validation) is
+    /// treated as matching nothing.
+    pub(crate) fn new(name: Option<&str>, pattern: Option<&str>) -> Option<Self> {
+        let name = name?.to_owned();
+        let pattern = pattern.map(|p| compile_pattern(p).unwrap_or_else(|_| never()));
+        Some(AttributeCondition { name, pattern })
+    }
+
+    fn holds(&self, track: TrackId, attrs: &TrackAttributes) -> bool {
+        attrs
+            .get(&self.name, track)
+            .is_some_and(|v| self.pattern.as_ref().is_none_or(|p| p.is_match(v)))
+    }
+}
+
+/// A pattern that matches no string.
+fn never() -> Regex {
+    Regex::new(r"[^\s\S]").expect("constant pattern")
+}
 
 /// Which tracks a rule considers.
 #[derive(Debug, Clone)]
@@ -15,26 +51,35 @@ pub(crate) struct Filter {
     /// `None`: every class.
     classes: Option<Vec<ClassId>>,
     min_confidence: f32,
+    attribute: Option<AttributeCondition>,
 }
 
 impl Filter {
-    pub(crate) fn new(classes: Option<Vec<ClassId>>, min_confidence: f32) -> Self {
+    pub(crate) fn new(
+        classes: Option<Vec<ClassId>>,
+        min_confidence: f32,
+        attribute: Option<AttributeCondition>,
+    ) -> Self {
         Filter {
             classes,
             min_confidence,
+            attribute,
         }
     }
 
     pub(crate) fn all() -> Self {
-        Filter::new(None, 0.0)
+        Filter::new(None, 0.0, None)
     }
 
     pub(crate) fn class_ok(&self, c: ClassId) -> bool {
         self.classes.as_ref().is_none_or(|v| v.contains(&c))
     }
 
-    pub(crate) fn score_ok(&self, score: f32) -> bool {
-        score >= self.min_confidence
+    /// The track's score reaches `min_confidence` and it carries the attribute, if the rule
+    /// asks for one.
+    pub(crate) fn qualifies(&self, t: &Track, attrs: &TrackAttributes) -> bool {
+        t.score >= self.min_confidence
+            && self.attribute.as_ref().is_none_or(|a| a.holds(t.id, attrs))
     }
 }
 
@@ -122,6 +167,7 @@ impl ZoneWatch {
         poly: &Polygon,
         pts: Pts,
         tracks: impl IntoIterator<Item = &'t Track>,
+        attrs: &TrackAttributes,
         mut f: impl FnMut(&mut Presence, Option<Change>),
     ) {
         let (filter, anchor, h) = (&self.filter, self.anchor, self.hysteresis);
@@ -138,7 +184,7 @@ impl ZoneWatch {
                 });
                 p.last = Seen::of(t);
                 if !p.qualified {
-                    if !filter.score_ok(t.score) {
+                    if !filter.qualifies(t, attrs) {
                         return Some(p);
                     }
                     p.qualified = true;
@@ -228,6 +274,7 @@ impl LineWatch {
         &mut self,
         seg: &Segment,
         tracks: impl IntoIterator<Item = &'t Track>,
+        attrs: &TrackAttributes,
         mut f: impl FnMut(&'t Track, Direction, u32),
     ) {
         let (filter, anchor, h) = (&self.filter, self.anchor, self.hysteresis);
@@ -245,7 +292,7 @@ impl LineWatch {
                 last_anchor: None,
             });
             if !c.qualified {
-                if !filter.score_ok(t.score) {
+                if !filter.qualifies(t, attrs) {
                     return Some(c);
                 }
                 c.qualified = true;

@@ -210,7 +210,8 @@ async fn configs_are_versioned_and_validated_with_paths() {
     let mut plates = config_json();
     plates["secondary"] = json!([
         {"name": "plates", "plate": {"format": "([A-Z"}},
-        {"name": "other", "text_detector": "/nonexistent/det.onnx"}
+        {"name": "other", "text_detector": "/nonexistent/det.onnx"},
+        {"name": "third", "plate_detector": "no-such-plate-model"}
     ]);
     let r = post_json(&app, "/v1/configs/lobby", None, &plates).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json());
@@ -220,7 +221,11 @@ async fn configs_are_versioned_and_validated_with_paths() {
         .iter()
         .map(|e| e["path"].as_str().unwrap().to_owned())
         .collect();
-    for p in ["secondary[0].plate.format", "secondary[1].text_detector"] {
+    for p in [
+        "secondary[0].plate.format",
+        "secondary[1].text_detector",
+        "secondary[2].plate_detector",
+    ] {
         assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
     }
     plates["secondary"] = json!([{"name": "plates"}]);

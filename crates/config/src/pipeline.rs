@@ -250,8 +250,29 @@ impl PipelineConfig {
         }
         self.media.validate("media", &mut e);
         crate::secondary::validate(&self.secondary, names.as_deref(), &mut e);
+        self.validate_rule_attributes(&mut e);
         policy::validate(&self.connect, &self.reconnect, &self.watchdog, &mut e);
         e.into_result(())
+    }
+
+    /// A rule's `attribute` must be one a `[[secondary]]` stage gives tracks.
+    fn validate_rule_attributes(&self, e: &mut FieldErrors) {
+        let given: Vec<&str> = self.secondary.iter().map(|s| s.kind.attribute()).collect();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let (Some(a), _) = rule.attribute()
+                && !given.contains(&a)
+            {
+                let known = if given.is_empty() {
+                    "this config has no [[secondary]] stage".to_owned()
+                } else {
+                    format!("the stages here give: {}", given.join(", "))
+                };
+                e.push(
+                    format!("rules[{i}].attribute"),
+                    format!("no [[secondary]] stage gives tracks the attribute {a:?} ({known})"),
+                );
+            }
+        }
     }
 
     /// The JSON Schema of the file format.

@@ -19,6 +19,15 @@ pub enum SecondaryKind {
     Plate,
 }
 
+impl SecondaryKind {
+    /// The attribute the stage gives tracks (what rules name in `attribute`).
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SecondaryKind::Plate => "plate",
+        }
+    }
+}
+
 /// One secondary stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -52,6 +61,17 @@ pub struct SecondaryDef {
     /// Text recogniser ONNX file (PP-OCR CTC, character list in its metadata); default: the
     /// shipped `ppocr-v4/rec.onnx`.
     pub text_recognizer: Option<String>,
+    /// A plate detector you own, used instead of the text detector to find the plate on the
+    /// vehicle: a registered model's name, or a path to its `.onnx` with its manifest beside
+    /// it (`<stem>.toml` or `manifest.toml`; any detector family the engine decodes, e.g.
+    /// `yolov8` trained on plates). Its boxes are read by the text recogniser. Unset: the
+    /// text detector's boxes, filtered by the plate rules, are the candidates.
+    pub plate_detector: Option<String>,
+    /// Classes of `plate_detector` that are plates (names from its manifest); empty: every
+    /// class.
+    pub plate_detector_classes: Vec<String>,
+    /// Lowest score of a `plate_detector` box worth reading (0..1).
+    pub plate_detector_score: f32,
     /// Plate reading options: candidate filters, format, voting, watch list.
     pub plate: PlateSettings,
 }
@@ -74,6 +94,9 @@ impl Default for SecondaryDef {
             open_s: 30,
             text_detector: None,
             text_recognizer: None,
+            plate_detector: None,
+            plate_detector_classes: Vec::new(),
+            plate_detector_score: 0.3,
             plate: PlateSettings::default(),
         }
     }
@@ -94,6 +117,18 @@ pub(crate) fn validate(defs: &[SecondaryDef], labels: Option<&[String]>, e: &mut
         }
         if d.classes.is_empty() {
             e.push(format!("{p}.classes"), "must name at least one class");
+        }
+        if !(0.0..=1.0).contains(&d.plate_detector_score) {
+            e.push(format!("{p}.plate_detector_score"), "must be within 0..1");
+        }
+        if d.plate_detector
+            .as_deref()
+            .is_some_and(|m| m.trim().is_empty())
+        {
+            e.push(
+                format!("{p}.plate_detector"),
+                "must name a model or a path (or be left out)",
+            );
         }
         if let Some(names) = labels {
             for (j, c) in d.classes.iter().enumerate() {

@@ -69,6 +69,40 @@ bitrate_kbps = 10
 }
 
 #[test]
+fn a_rule_attribute_must_come_from_a_secondary_stage() {
+    let rule = r#"
+[[rules]]
+type = "detected"
+name = "known-car"
+classes = ["car"]
+attribute = "plate"
+attribute_matches = "^KA01"
+"#;
+    let c = PipelineConfig::from_toml(rule).unwrap();
+    let errs = c.validate(Some(&labels())).unwrap_err().to_string();
+    assert!(
+        errs.contains(
+            "rules[0].attribute: no [[secondary]] stage gives tracks the attribute \"plate\" \
+             (this config has no [[secondary]] stage)"
+        ),
+        "{errs}"
+    );
+    let text = format!("{rule}\n[[secondary]]\nname = \"plates\"\nkind = \"plate\"\n");
+    let c = PipelineConfig::from_toml(&text).unwrap();
+    c.validate(Some(&labels())).unwrap();
+    let bad = text.replace("\"^KA01\"", "\"^KA(01\"");
+    let errs = PipelineConfig::from_toml(&bad)
+        .unwrap()
+        .validate(Some(&labels()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("rules[0].attribute_matches: not a valid regular expression"),
+        "{errs}"
+    );
+}
+
+#[test]
 fn unknown_fields_and_wrong_types_name_the_field() {
     let e = PipelineConfig::from_toml("[model]\nnmae = \"x\"\n").unwrap_err();
     assert!(e.to_string().contains("model"), "{e}");

@@ -131,6 +131,10 @@ pub struct RuleEvent {
     /// `plate` and `plate_match` events: what was read (the vehicle is `class`/`bbox`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<PlateRead>,
+    /// Attributes secondary stages had given the track when the event fired (`plate` → its
+    /// voted text), by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// A licence plate read for one tracked vehicle: the result of the per-track vote over the
@@ -187,6 +191,7 @@ impl RuleEvent {
             level: None,
             dwell_s: None,
             plate: None,
+            attributes: std::collections::BTreeMap::new(),
         }
     }
 }

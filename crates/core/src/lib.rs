@@ -30,4 +30,4 @@ pub use run::{RunState, TransitionError};
 pub use secret::Secret;
 pub use time::Pts;
 pub use validation::{FieldError, FieldErrors};
-pub use vision::{ClassId, Detection, Labels, Track};
+pub use vision::{ClassId, Detection, Labels, Track, TrackAttributes};

@@ -78,3 +78,76 @@ pub struct Track {
     /// True when a detection was matched on the current frame (false on predicted frames).
     pub matched: bool,
 }
+
+/// What secondary stages have learnt about tracks (`plate` → the voted plate text), by
+/// attribute name and track. The rule engine reads it for rules with an `attribute`
+/// condition and copies a track's attributes onto the events it emits for that track.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackAttributes {
+    by_name: std::collections::BTreeMap<String, std::collections::HashMap<TrackId, String>>,
+}
+
+impl TrackAttributes {
+    /// No attribute at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.values().all(|m| m.is_empty())
+    }
+
+    /// Forgets every value (keeps the allocations for the next frame).
+    pub fn clear(&mut self) {
+        for m in self.by_name.values_mut() {
+            m.clear();
+        }
+    }
+
+    /// Sets attribute `name` of `track` to `value`.
+    pub fn set(&mut self, name: &str, track: TrackId, value: String) {
+        match self.by_name.get_mut(name) {
+            Some(m) => {
+                m.insert(track, value);
+            }
+            None => {
+                self.by_name
+                    .insert(name.to_owned(), std::iter::once((track, value)).collect());
+            }
+        }
+    }
+
+    /// Attribute `name` of `track`, if it has one.
+    pub fn get(&self, name: &str, track: TrackId) -> Option<&str> {
+        self.by_name.get(name)?.get(&track).map(String::as_str)
+    }
+
+    /// Every attribute of `track`, by name (what its events carry).
+    pub fn of(&self, track: TrackId) -> std::collections::BTreeMap<String, String> {
+        self.by_name
+            .iter()
+            .filter_map(|(k, m)| m.get(&track).map(|v| (k.clone(), v.clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::*;
+
+    #[test]
+    fn set_get_of_clear() {
+        let mut a = TrackAttributes::default();
+        assert!(a.is_empty());
+        a.set("plate", TrackId(3), "AB12CD".into());
+        a.set("colour", TrackId(3), "red".into());
+        a.set("plate", TrackId(4), "XY99".into());
+        a.set("plate", TrackId(3), "AB12CE".into());
+        assert_eq!(a.get("plate", TrackId(3)), Some("AB12CE"));
+        assert_eq!(a.get("plate", TrackId(5)), None);
+        assert_eq!(a.get("make", TrackId(3)), None);
+        let of3 = a.of(TrackId(3));
+        assert_eq!(of3.len(), 2);
+        assert_eq!(of3["colour"], "red");
+        assert!(a.of(TrackId(9)).is_empty());
+        a.clear();
+        assert!(a.is_empty());
+        assert_eq!(a.get("plate", TrackId(4)), None);
+    }
+}

@@ -9,12 +9,11 @@ use sightline_analytics::RuleEngine;
 use sightline_config::PictureSource;
 use sightline_config::PipelineConfig;
 use sightline_core::{
-    ClassId, EventKind, Frame, Labels, PictureKind, Pts, RuleEvent, Track, TrackId,
+    ClassId, EventKind, Frame, Labels, PictureKind, Pts, RuleEvent, Track, TrackAttributes,
 };
 use sightline_inference::{DetectOptions, InferClient, InferError};
 use sightline_overlay::{Painter, Scene, SceneLine, SceneObject, SceneZone};
 use sightline_tracking::Tracker;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +83,8 @@ pub struct FrameProcessor {
     pictures: Vec<CutPicture>,
     /// Secondary stages (plates), in config order.
     secondary: Vec<SecondaryStage>,
+    /// What the secondary stages know of this frame's tracks (rebuilt every frame).
+    attributes: TrackAttributes,
 }
 
 impl FrameProcessor {
@@ -108,6 +109,7 @@ impl FrameProcessor {
             infer_timeout: Duration::from_secs(30),
             cut_pictures: false,
             pictures: Vec::new(),
+            attributes: TrackAttributes::default(),
             secondary: Vec::new(),
         })
     }
@@ -239,6 +241,10 @@ impl FrameProcessor {
             let out = s.on_frame(frame, tracks, t.inferred, &self.labels, self.cut_pictures);
             merge(&mut secondary_events, &mut secondary_pictures, out);
         }
+        self.attributes.clear();
+        for s in &self.secondary {
+            s.write_attributes(&mut self.attributes);
+        }
         t.secondary = ts.elapsed();
 
         let t2 = Instant::now();
@@ -257,7 +263,7 @@ impl FrameProcessor {
             self.rules_size = (frame.width, frame.height);
         }
         let rules = self.rules.as_mut().expect("rule engine built above");
-        let mut events = rules.process(frame.pts, tracks);
+        let mut events = rules.process_with(frame.pts, tracks, &self.attributes);
         t.rules = t2.elapsed();
 
         self.pictures.clear();
@@ -282,17 +288,12 @@ impl FrameProcessor {
             t.pictures = tp.elapsed();
         }
         let t3 = Instant::now();
-        let attrs: HashMap<TrackId, String> = self
-            .secondary
-            .iter()
-            .flat_map(SecondaryStage::attributes)
-            .collect();
         draw(
             &mut self.painter,
             frame,
             tracks,
             &self.labels,
-            &attrs,
+            &self.attributes,
             rules,
             status,
         );
@@ -417,15 +418,19 @@ fn draw(
     frame: &mut Frame,
     tracks: &[Track],
     labels: &Labels,
-    attrs: &HashMap<TrackId, String>,
+    attrs: &TrackAttributes,
     rules: &RuleEngine,
     status: &StatusText,
 ) {
     let names: Vec<std::borrow::Cow<'_, str>> = tracks
         .iter()
-        .map(|t| match attrs.get(&t.id) {
-            Some(a) => std::borrow::Cow::Owned(format!("{} {a}", labels.name(t.class_id))),
-            None => labels.name(t.class_id),
+        .map(|t| {
+            let a = attrs.of(t.id);
+            if a.is_empty() {
+                return labels.name(t.class_id);
+            }
+            let values: Vec<&str> = a.values().map(String::as_str).collect();
+            std::borrow::Cow::Owned(format!("{} {}", labels.name(t.class_id), values.join(" ")))
         })
         .collect();
     let objects: Vec<SceneObject<'_>> = tracks

@@ -60,6 +60,8 @@ struct Extra {
     media: Option<EventMedia>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     plate: Option<PlateRead>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    attributes: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -131,6 +133,7 @@ impl EventRow {
                 level: extra.level,
                 dwell_s: extra.dwell_s,
                 plate: extra.plate,
+                attributes: extra.attributes,
             },
             media: extra.media.filter(|m| !m.is_empty()),
         })
@@ -167,6 +170,7 @@ fn flatten(ev: &Event) -> Result<EventCols<'_>> {
         dwell_s: e.dwell_s.filter(|d| d.is_finite()),
         media: ev.media.clone().filter(|m| !m.is_empty()),
         plate: e.plate.clone(),
+        attributes: e.attributes.clone(),
     })
     .map_err(|err| StoreError::invalid("event", err.to_string()))?;
     Ok(EventCols {

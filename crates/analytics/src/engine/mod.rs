@@ -9,10 +9,12 @@ use crate::config::{
 use crate::geometry::{Polygon, Segment};
 use crate::table::{TrackTable, Visit};
 use crate::validate::validate;
-use crate::watch::{Change, Filter, LineWatch, Seen, ZoneWatch};
+use crate::watch::{AttributeCondition, Change, Filter, LineWatch, Seen, ZoneWatch};
 use serde::Serialize;
 use sightline_core::event::Level;
-use sightline_core::{EventKind, FieldErrors, Labels, Point, Pts, RuleEvent, Track};
+use sightline_core::{
+    EventKind, FieldErrors, Labels, Point, Pts, RuleEvent, Track, TrackAttributes,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -213,7 +215,12 @@ impl RuleEngine {
                     .filter_map(|c| labels.id_of(c))
                     .collect::<Vec<_>>()
             });
-            let filter = Filter::new(classes, def.min_confidence());
+            let (attribute, pattern) = def.attribute();
+            let filter = Filter::new(
+                classes,
+                def.min_confidence(),
+                AttributeCondition::new(attribute, pattern),
+            );
             let zone_of = |name: &str| zone_index.get(name).copied().unwrap_or(0);
             let kind = match def {
                 RuleDef::Zone(r) => Kind::Zone {
@@ -337,6 +344,18 @@ impl RuleEngine {
     /// a track id listed twice counts once, a track with a non-finite box counts as absent).
     /// Returns the events of this frame, by rule order, then by track id.
     pub fn process(&mut self, pts: Pts, tracks: &[Track]) -> Vec<RuleEvent> {
+        self.process_with(pts, tracks, &TrackAttributes::default())
+    }
+
+    /// [`RuleEngine::process`] with the attributes secondary stages have given the tracks so
+    /// far: rules with an `attribute` condition consider only tracks that carry it, and track
+    /// events carry the track's attributes.
+    pub fn process_with(
+        &mut self,
+        pts: Pts,
+        tracks: &[Track],
+        attrs: &TrackAttributes,
+    ) -> Vec<RuleEvent> {
         let mut order = std::mem::take(&mut self.order);
         order.clear();
         order.extend((0..tracks.len()).filter(|&i| tracks[i].bbox.is_finite()));
@@ -351,27 +370,28 @@ impl RuleEngine {
             match &mut rule.kind {
                 Kind::Zone { watch, enter, exit } => {
                     let zone = &self.zones[watch.zone];
-                    watch.update(&zone.polygon, pts, current(), |p, change| {
+                    watch.update(&zone.polygon, pts, current(), attrs, |p, change| {
                         let kind = match change {
                             Some(Change::Enter) if *enter => EventKind::ZoneEnter,
                             Some(Change::Exit) if *exit => EventKind::ZoneExit,
                             _ => return,
                         };
-                        let mut e = track_event(kind, name, pts, &p.last, labels);
+                        let mut e = track_event(kind, name, pts, &p.last, labels, attrs);
                         e.zone = Some(zone.name.clone());
                         events.push(e);
                     });
                 }
                 Kind::Dwell { watch, after } => {
                     let zone = &self.zones[watch.zone];
-                    watch.update(&zone.polygon, pts, current(), |p, _| {
+                    watch.update(&zone.polygon, pts, current(), attrs, |p, _| {
                         if !p.inside() || p.dwell_fired {
                             return;
                         }
                         let stayed = pts.since(p.since);
                         if stayed >= *after {
                             p.dwell_fired = true;
-                            let mut e = track_event(EventKind::Dwell, name, pts, &p.last, labels);
+                            let mut e =
+                                track_event(EventKind::Dwell, name, pts, &p.last, labels, attrs);
                             e.zone = Some(zone.name.clone());
                             e.dwell_s = Some(stayed.as_secs_f64());
                             events.push(e);
@@ -386,7 +406,7 @@ impl RuleEngine {
                     pending,
                 } => {
                     let zone = &self.zones[watch.zone];
-                    watch.update(&zone.polygon, pts, current(), |_, _| {});
+                    watch.update(&zone.polygon, pts, current(), attrs, |_, _| {});
                     let n = watch.occupancy();
                     let now = if n >= *threshold {
                         Level::Above
@@ -416,9 +436,15 @@ impl RuleEngine {
                 }
                 Kind::Line { watch } => {
                     let line = &self.lines[watch.line];
-                    watch.update(&line.segment, current(), |t, dir, total| {
-                        let mut e =
-                            track_event(EventKind::LineCross, name, pts, &Seen::of(t), labels);
+                    watch.update(&line.segment, current(), attrs, |t, dir, total| {
+                        let mut e = track_event(
+                            EventKind::LineCross,
+                            name,
+                            pts,
+                            &Seen::of(t),
+                            labels,
+                            attrs,
+                        );
                         e.line = Some(line.name.clone());
                         e.direction = Some(dir);
                         e.count = Some(total);
@@ -442,7 +468,7 @@ impl RuleEngine {
                         if s.fired {
                             return Some(s);
                         }
-                        if t.misses == 0 && filter.score_ok(t.score) {
+                        if t.misses == 0 && filter.qualifies(t, attrs) {
                             s.consecutive += 1;
                         } else {
                             s.consecutive = 0;
@@ -455,6 +481,7 @@ impl RuleEngine {
                                 pts,
                                 &Seen::of(t),
                                 labels,
+                                attrs,
                             ));
                         }
                         Some(s)
@@ -464,12 +491,12 @@ impl RuleEngine {
         }
         for zone in &mut self.zones {
             if let Shown::Own(watch) = &mut zone.shown {
-                watch.update(&zone.polygon, pts, current(), |_, _| {});
+                watch.update(&zone.polygon, pts, current(), attrs, |_, _| {});
             }
         }
         for line in &mut self.lines {
             if let Shown::Own(watch) = &mut line.shown {
-                watch.update(&line.segment, current(), |_, _, _| {});
+                watch.update(&line.segment, current(), attrs, |_, _, _| {});
             }
         }
         self.order = order;
@@ -522,8 +549,16 @@ impl RuleEngine {
     }
 }
 
-fn track_event(kind: EventKind, rule: &str, pts: Pts, s: &Seen, labels: &Labels) -> RuleEvent {
+fn track_event(
+    kind: EventKind,
+    rule: &str,
+    pts: Pts,
+    s: &Seen,
+    labels: &Labels,
+    attrs: &TrackAttributes,
+) -> RuleEvent {
     let mut e = RuleEvent::new(kind, rule, pts);
+    e.attributes = attrs.of(s.id);
     e.track_id = Some(s.id);
     e.class = Some(labels.name(s.class_id).into_owned());
     e.confidence = Some(s.score);

@@ -68,6 +68,8 @@ fn zone_rule(h: f32) -> RuleDef {
         name: "z".into(),
         classes: vec![],
         min_confidence: 0.0,
+        attribute: None,
+        attribute_matches: None,
         zone: "yard".into(),
         anchor: Anchor::BottomCenter,
         hysteresis_px: h,
@@ -194,6 +196,8 @@ fn line_rule() -> RuleDef {
         name: "l".into(),
         classes: vec![],
         min_confidence: 0.0,
+        attribute: None,
+        attribute_matches: None,
         line: "door".into(),
         anchor: Anchor::BottomCenter,
         hysteresis_px: 8.0,
@@ -253,6 +257,8 @@ fn dwell_fires_once_per_visit_in_stream_time() {
         name: "d".into(),
         classes: vec![],
         min_confidence: 0.0,
+        attribute: None,
+        attribute_matches: None,
         zone: "yard".into(),
         seconds: 2.0,
         anchor: Anchor::BottomCenter,
@@ -281,6 +287,8 @@ fn dwell_ignores_jitter_in_the_band() {
         name: "d".into(),
         classes: vec![],
         min_confidence: 0.0,
+        attribute: None,
+        attribute_matches: None,
         zone: "yard".into(),
         seconds: 1.0,
         anchor: Anchor::BottomCenter,
@@ -300,6 +308,8 @@ fn count_rule(threshold: u32, seconds: f64) -> RuleDef {
         name: "c".into(),
         classes: vec!["person".into()],
         min_confidence: 0.0,
+        attribute: None,
+        attribute_matches: None,
         zone: "yard".into(),
         threshold,
         seconds,
@@ -368,6 +378,8 @@ fn detected(min_frames: u32, min_confidence: f32) -> RuleDef {
         name: "d".into(),
         classes: vec!["car".into()],
         min_confidence,
+        attribute: None,
+        attribute_matches: None,
         min_frames,
     })
 }
@@ -528,4 +540,103 @@ fn new_refuses_invalid_rules_and_empty_frames() {
         "{msgs:?}"
     );
     assert_eq!(msgs[1], "(frame): frame size 0x10 has no pixels");
+}
+
+fn with_attribute(rule: RuleDef, attribute: &str, matches: Option<&str>) -> RuleDef {
+    let a = Some(attribute.to_owned());
+    let m = matches.map(str::to_owned);
+    match rule {
+        RuleDef::Zone(mut r) => {
+            (r.attribute, r.attribute_matches) = (a, m);
+            RuleDef::Zone(r)
+        }
+        RuleDef::Line(mut r) => {
+            (r.attribute, r.attribute_matches) = (a, m);
+            RuleDef::Line(r)
+        }
+        RuleDef::Detected(mut r) => {
+            (r.attribute, r.attribute_matches) = (a, m);
+            RuleDef::Detected(r)
+        }
+        other => panic!("not used here: {other:?}"),
+    }
+}
+
+fn plates(values: &[(u64, &str)]) -> TrackAttributes {
+    let mut a = TrackAttributes::default();
+    for (id, v) in values {
+        a.set("plate", TrackId(*id), (*v).to_owned());
+    }
+    a
+}
+
+#[test]
+fn line_rule_with_attribute_counts_only_tracks_that_carry_it() {
+    let mut e = engine(vec![with_attribute(line_rule(), "plate", Some("^KA01"))]);
+    // Track 1 has a matching plate, 2 a different one, 3 none; all cross the door (x = 500)
+    // from the right to the left.
+    let attrs = plates(&[(1, "KA01AB1234"), (2, "MH12XY9999")]);
+    let cars = |x: f32| {
+        [
+            at(1, CAR, x, 300.0, 0.9),
+            at(2, CAR, x, 500.0, 0.9),
+            at(3, CAR, x, 700.0, 0.9),
+        ]
+    };
+    let mut all = Vec::new();
+    for (i, x) in [600.0, 560.0, 520.0, 480.0, 440.0].into_iter().enumerate() {
+        all.extend(e.process_with(ms(i as i64 * 40), &cars(x), &attrs));
+    }
+    assert_eq!(kinds(&all), [(EventKind::LineCross, Some(1))]);
+    assert_eq!(all[0].attributes["plate"], "KA01AB1234");
+    assert_eq!(e.snapshot().lines[0].in_count, 1);
+}
+
+#[test]
+fn zone_rule_with_attribute_enters_when_the_attribute_arrives() {
+    let mut e = engine(vec![with_attribute(zone_rule(10.0), "plate", None)]);
+    let car = at(1, CAR, 500.0, 500.0, 0.9);
+    // Inside the yard for two frames without a plate: nothing.
+    let none = TrackAttributes::default();
+    assert!(
+        e.process_with(ms(0), std::slice::from_ref(&car), &none)
+            .is_empty()
+    );
+    assert!(
+        e.process_with(ms(40), std::slice::from_ref(&car), &none)
+            .is_empty()
+    );
+    // The plate is read: the car enters now, and the event carries the plate.
+    let attrs = plates(&[(1, "AB12CDE")]);
+    let ev = e.process_with(ms(80), std::slice::from_ref(&car), &attrs);
+    assert_eq!(kinds(&ev), [(EventKind::ZoneEnter, Some(1))]);
+    assert_eq!(ev[0].attributes["plate"], "AB12CDE");
+    // Latched: a frame where the stage has nothing for it (e.g. the breaker is open) does not
+    // make it leave.
+    assert!(
+        e.process_with(ms(120), std::slice::from_ref(&car), &none)
+            .is_empty()
+    );
+    let ev = e.process_with(ms(160), &[], &none);
+    assert_eq!(kinds(&ev), [(EventKind::ZoneExit, Some(1))]);
+}
+
+#[test]
+fn detected_rule_with_attribute_pattern_fires_for_the_matching_plate_only() {
+    let mut e = engine(vec![with_attribute(
+        detected(1, 0.0),
+        "plate",
+        Some("^(AB12CDE|XY34ZZZ)$"),
+    )]);
+    let tracks = [at(1, CAR, 100.0, 100.0, 0.9), at(2, CAR, 300.0, 100.0, 0.9)];
+    let ev = e.process_with(ms(0), &tracks, &plates(&[(1, "AB12CDEF"), (2, "XY34ZZ")]));
+    assert!(ev.is_empty(), "{ev:?}");
+    let ev = e.process_with(ms(40), &tracks, &plates(&[(1, "AB12CDE"), (2, "XY34ZZ")]));
+    assert_eq!(kinds(&ev), [(EventKind::Detected, Some(1))]);
+    // Events of rules without a condition carry the attributes too.
+    let mut plain = engine(vec![detected(1, 0.0)]);
+    let ev = plain.process_with(ms(0), &tracks[..1], &plates(&[(1, "AB12CDE")]));
+    assert_eq!(ev[0].attributes["plate"], "AB12CDE");
+    let ev = plain.process(ms(0), &tracks[1..]);
+    assert!(ev[0].attributes.is_empty());
 }

@@ -84,6 +84,7 @@ pub(crate) async fn serve(state: &ApiState, p: Parsed, t0: Instant) -> ApiResult
             &labels,
             &def.classes,
             &reader,
+            &sightline_engine::secondary::Locator::Text,
             &frame,
             def.upscale_below,
             &settings,

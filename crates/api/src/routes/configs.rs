@@ -101,6 +101,14 @@ pub(crate) async fn validate_body(state: &ApiState, body: &Value) -> ApiResult<V
             };
             errs.push(format!("secondary[{i}].{field}"), e.to_string());
         }
+        if d.plate_detector.is_some() {
+            let (models, d) = (state.inner.models.clone(), d.clone());
+            if let Err(e) =
+                blocking(move || sightline_engine::secondary::locator(&d, &models)).await?
+            {
+                errs.push(format!("secondary[{i}].plate_detector"), e);
+            }
+        }
     }
     if !errs.is_empty() {
         return Err(ApiError::fields("invalid_config", &errs));

@@ -24,11 +24,13 @@ pub mod plates;
 use crate::processor::CutPicture;
 use breaker::{Breaker, BreakerState};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+pub use plates::Locator;
 use plates::{ReadOutcome, read_plates};
 use sightline_anpr::{CompiledPlateSettings, TrackVote, WatchList};
 use sightline_config::SecondaryDef;
 use sightline_core::{
-    ClassId, EventKind, Frame, Labels, PictureKind, PlateRead, Pts, RuleEvent, Track, TrackId,
+    ClassId, EventKind, Frame, Labels, PictureKind, PlateRead, Pts, RuleEvent, Track,
+    TrackAttributes, TrackId,
 };
 use sightline_inference::{InferError, RgbPicture, TextReader};
 use std::collections::HashMap;
@@ -142,6 +144,7 @@ impl SecondaryStage {
     pub fn new(
         def: SecondaryDef,
         reader: Arc<TextReader>,
+        locator: Locator,
         labels: &Labels,
         run: &str,
     ) -> Result<SecondaryStage, String> {
@@ -161,7 +164,7 @@ impl SecondaryStage {
             let upscale = def.upscale_below;
             std::thread::Builder::new()
                 .name(format!("sec-{}", def.name))
-                .spawn(move || worker(jrx, dtx, reader, plate, upscale, fault))
+                .spawn(move || worker(jrx, dtx, reader, locator, plate, upscale, fault))
                 .map_err(|e| format!("starting the {} worker: {e}", def.name))?
         };
         Ok(SecondaryStage {
@@ -225,11 +228,16 @@ impl SecondaryStage {
         }
     }
 
-    /// The current voted text of each track that has one (drawn next to the track).
-    pub fn attributes(&self) -> impl Iterator<Item = (TrackId, String)> + '_ {
-        self.tracks
-            .iter()
-            .filter_map(|(id, s)| s.vote.result(&self.plate).map(|r| (*id, r.text)))
+    /// Adds the current voted text of each track that has one to `out`, as the stage kind's
+    /// attribute (`plate`): drawn next to the track, read by rules with an `attribute`
+    /// condition and carried by their events.
+    pub fn write_attributes(&self, out: &mut TrackAttributes) {
+        let name = self.def.kind.attribute();
+        for (id, s) in &self.tracks {
+            if let Some(r) = s.vote.result(&self.plate) {
+                out.set(name, *id, r.text);
+            }
+        }
     }
 
     /// One frame: collect results, submit crops (on inference frames), wait within the
@@ -579,6 +587,7 @@ fn worker(
     jobs: Receiver<Job>,
     done: Sender<Done>,
     reader: Arc<TextReader>,
+    locator: Locator,
     plate: CompiledPlateSettings,
     upscale: u32,
     fault: Arc<FaultInjection>,
@@ -592,7 +601,9 @@ fn worker(
         let result = if fault.fail.load(Ordering::Relaxed) {
             Err(InferError::Runtime("injected failure".into()))
         } else {
-            read_plates(&reader, &job.crop, true, upscale, &plate, job.offset)
+            read_plates(
+                &reader, &locator, &job.crop, true, upscale, &plate, job.offset,
+            )
         };
         if done
             .send(Done {
@@ -621,8 +632,36 @@ pub fn build_stages(
             let reader = models
                 .text_reader(d.text_detector.as_deref(), d.text_recognizer.as_deref())
                 .map_err(|e| format!("secondary[{i}] ({}): {e}", d.name))?;
-            SecondaryStage::new(d.clone(), reader, labels, run)
+            let locator = locator(d, models)
+                .map_err(|e| format!("secondary[{i}] ({}): plate_detector: {e}", d.name))?;
+            SecondaryStage::new(d.clone(), reader, locator, labels, run)
                 .map_err(|e| format!("secondary[{i}] ({}): {e}", d.name))
         })
         .collect()
+}
+
+/// The stage's [`Locator`]: its `plate_detector` (loaded once and shared, like any detector),
+/// or the text detector. A plate class the model does not have is an error.
+pub fn locator(d: &SecondaryDef, models: &crate::models::ModelCache) -> Result<Locator, String> {
+    let Some(name) = d.plate_detector.as_deref() else {
+        return Ok(Locator::Text);
+    };
+    let model = models.get(name).map_err(|e| e.to_string())?;
+    let labels = model.labels();
+    let mut classes = Vec::new();
+    for c in &d.plate_detector_classes {
+        let id = labels.id_of(c).ok_or_else(|| {
+            let names: Vec<&str> = labels.iter().collect();
+            format!(
+                "{name} has no class {c:?} (its classes: {})",
+                names.join(", ")
+            )
+        })?;
+        classes.push(id);
+    }
+    Ok(Locator::Detector {
+        client: model.client(QUEUE),
+        classes,
+        min_score: d.plate_detector_score,
+    })
 }

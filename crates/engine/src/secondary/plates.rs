@@ -3,9 +3,11 @@
 //! `sightline anpr` and by `POST /v1/infer?pipeline=anpr` on whole pictures.
 
 use sightline_anpr::{CompiledPlateSettings, Reading, Region, TextBox, accept, filter_candidates};
-use sightline_core::BBox;
+use sightline_core::{BBox, ClassId, Frame, Pts};
 use sightline_inference::ocr::warp_quad;
-use sightline_inference::{InferError, RgbPicture, TextQuad, TextReader};
+use sightline_inference::{
+    DetectOptions, InferClient, InferError, RgbPicture, TextQuad, TextReader,
+};
 
 /// Text boxes read per picture at most (best candidates first).
 const MAX_READ: usize = 3;
@@ -29,12 +31,77 @@ pub struct ReadOutcome {
     pub rejected: u32,
 }
 
+/// How plates are found in a picture before they are read.
+#[derive(Default)]
+pub enum Locator {
+    /// The text detector's boxes (PP-OCR DB), kept when they look like a plate (aspect,
+    /// character height, position on the vehicle: `sightline-anpr`'s candidate filter).
+    #[default]
+    Text,
+    /// A plate detector the user owns (any detector the registry loads, e.g. a YOLOv8 model
+    /// trained on plates): its boxes of `classes` (every class when empty) are the plates.
+    Detector {
+        client: InferClient,
+        classes: Vec<ClassId>,
+        min_score: f32,
+    },
+}
+
+impl std::fmt::Debug for Locator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Locator::Text => f.write_str("Text"),
+            Locator::Detector {
+                classes, min_score, ..
+            } => f
+                .debug_struct("Detector")
+                .field("classes", classes)
+                .field("min_score", min_score)
+                .finish(),
+        }
+    }
+}
+
+/// Margin added around a plate detector's box before it is read, as a fraction of the box's
+/// height on each side: detectors fit the plate's border tightly, and the recogniser reads
+/// better with a little background around the characters.
+const DETECTOR_MARGIN: f32 = 0.12;
+
+/// Plate candidates from a plate detector: its boxes of the wanted classes, best first, with
+/// a margin, clipped to the picture, as quads (clockwise from the top-left corner).
+pub fn detector_candidates(
+    dets: &[sightline_core::Detection],
+    classes: &[ClassId],
+    min_score: f32,
+    width: f32,
+    height: f32,
+) -> Vec<TextBox> {
+    let mut keep: Vec<&sightline_core::Detection> = dets
+        .iter()
+        .filter(|d| d.score >= min_score && (classes.is_empty() || classes.contains(&d.class_id)))
+        .filter(|d| d.bbox.is_finite() && d.bbox.width() > 1.0 && d.bbox.height() > 1.0)
+        .collect();
+    keep.sort_by(|a, b| b.score.total_cmp(&a.score));
+    keep.into_iter()
+        .map(|d| {
+            let m = d.bbox.height() * DETECTOR_MARGIN;
+            let (x1, y1) = ((d.bbox.x1 - m).max(0.0), (d.bbox.y1 - m).max(0.0));
+            let (x2, y2) = ((d.bbox.x2 + m).min(width), (d.bbox.y2 + m).min(height));
+            TextBox {
+                quad: [[x1, y1], [x2, y1], [x2, y2], [x1, y2]],
+                score: d.score,
+            }
+        })
+        .collect()
+}
+
 /// Reads the plates in `pic`. `vehicle`: the picture is a crop of a vehicle (position rules
 /// apply); otherwise a close-up or a whole image. Pictures narrower than `upscale_below`
 /// are enlarged (Catmull-Rom, at most ×4) before reading. Plate boxes are in `pic`'s pixels,
 /// shifted by `offset`.
 pub fn read_plates(
     reader: &TextReader,
+    locator: &Locator,
     pic: &RgbPicture,
     vehicle: bool,
     upscale_below: u32,
@@ -53,31 +120,51 @@ pub fn read_plates(
     } else {
         pic
     };
-    let quads = reader.detect(work)?;
-    let boxes: Vec<TextBox> = quads
-        .iter()
-        .map(|q| TextBox {
-            quad: q.points,
-            score: q.score,
-        })
-        .collect();
     let region = Region {
         width: work.width as f32,
         height: work.height as f32,
         vehicle,
     };
+    let (candidates, found) = match locator {
+        Locator::Text => {
+            let quads = reader.detect(work)?;
+            let boxes: Vec<TextBox> = quads
+                .iter()
+                .map(|q| TextBox {
+                    quad: q.points,
+                    score: q.score,
+                })
+                .collect();
+            (filter_candidates(&boxes, &region, settings), quads.len())
+        }
+        Locator::Detector {
+            client,
+            classes,
+            min_score,
+        } => {
+            let frame = Frame::from_rgb(work.width, work.height, Pts::ZERO, work.data.clone())
+                .ok_or_else(|| {
+                    InferError::InvalidFrame("picture size does not match its data".into())
+                })?;
+            let opts = DetectOptions {
+                score_threshold: Some(*min_score),
+                ..DetectOptions::default()
+            };
+            let dets = client.infer(&frame, &opts)?;
+            let boxes =
+                detector_candidates(&dets, classes, *min_score, region.width, region.height);
+            (boxes, dets.len())
+        }
+    };
     let mut out = ReadOutcome {
-        boxes: quads.len(),
+        boxes: found,
         ..ReadOutcome::default()
     };
     let (kx, ky) = (
         pic.width as f32 / work.width as f32,
         pic.height as f32 / work.height as f32,
     );
-    for cand in filter_candidates(&boxes, &region, settings)
-        .into_iter()
-        .take(MAX_READ)
-    {
+    for cand in candidates.into_iter().take(MAX_READ) {
         let quad = TextQuad {
             points: cand.quad,
             score: cand.score,
@@ -140,6 +227,7 @@ pub fn read_still(
     labels: &sightline_core::Labels,
     classes: &[String],
     reader: &TextReader,
+    locator: &Locator,
     frame: &sightline_core::Frame,
     upscale_below: u32,
     settings: &CompiledPlateSettings,
@@ -163,6 +251,7 @@ pub fn read_still(
         let crop = RgbPicture::new(r.width, r.height, sightline_storage::cut(frame, r))?;
         let got = read_plates(
             reader,
+            locator,
             &crop,
             true,
             upscale_below,
@@ -184,7 +273,15 @@ pub fn read_still(
     }
     if out.is_empty() {
         let whole = RgbPicture::new(frame.width, frame.height, frame.data.clone())?;
-        let got = read_plates(reader, &whole, false, upscale_below, settings, (0.0, 0.0))?;
+        let got = read_plates(
+            reader,
+            locator,
+            &whole,
+            false,
+            upscale_below,
+            settings,
+            (0.0, 0.0),
+        )?;
         for f in got.found {
             if out.iter().any(|p| p.text == f.reading.text) {
                 continue;

@@ -33,6 +33,7 @@ fn setup(secondary: bool, edit: impl FnOnce(&mut PipelineConfig)) -> Setup {
     edit(&mut config);
     if !secondary {
         config.secondary.clear();
+        config.rules.retain(|r| r.attribute().0.is_none());
     }
     let model = models.get(&config.model.name).unwrap();
     config.validate(Some(model.labels())).unwrap();
@@ -166,6 +167,13 @@ fn each_vehicle_gives_one_plate_event_with_its_text_and_crop() {
     assert_eq!(m.text, "KA01AB1234");
     assert_eq!(m.label.as_deref(), Some("stolen: KA01AB1234"));
     assert_eq!(m.distance, Some(0));
+    // The rule on the plate attribute (configs/plates.toml: plates starting with KA) fires
+    // for the first vehicle only, and its event carries the plate.
+    let ruled = plates(&played.events, EventKind::Detected);
+    assert_eq!(ruled.len(), 1, "{ruled:#?}");
+    let e = ruled[0].1;
+    assert_eq!(e.rule, "karnataka-vehicle");
+    assert!(e.attributes["plate"].starts_with("KA"), "{e:?}");
 }
 
 #[test]
@@ -266,4 +274,43 @@ fn a_failing_or_hung_plate_model_never_holds_the_detector() {
         fps(&hung),
         hung.max_secondary,
     );
+}
+
+#[test]
+fn a_plate_detector_model_replaces_the_text_detector_localisation() {
+    // The tiny YOLOv8-layout plate locator trained by scripts/plates/train_locator.py stands in
+    // for the plate detector a user owns (samples/plates/locator/README.md).
+    let locator = repo().join("samples/plates/locator/plate-locator.onnx");
+    let mut s = setup(true, |c| {
+        let d = &mut c.secondary[0];
+        d.plate_detector = Some(locator.display().to_string());
+        d.plate_detector_classes = vec!["plate".into()];
+    });
+    let played = play(&mut s.proc, "samples/plates/plate_car2.mp4", |_, _| {});
+    let texts: Vec<&str> = plates(&played.events, EventKind::Plate)
+        .iter()
+        .map(|(_, e)| e.plate.as_ref().unwrap().text.as_str())
+        .collect();
+    assert_eq!(texts, ["KA01AB1234", "MH12DE1433"], "{:#?}", played.events);
+    let c = s.proc.secondary()[0].counts();
+    assert!(c.ok > 0 && c.errors == 0, "{c:?}");
+
+    // A plate detector that does not load, or without the named class, is refused when the
+    // stages are built, naming the option.
+    let dir = tempfile::tempdir().unwrap();
+    let models = ModelCache::open(&InferenceSection::default(), dir.path()).unwrap();
+    let labels = sightline_core::Labels::new(["car"]);
+    for (path, class, want) in [
+        ("/nonexistent/plates.onnx".to_owned(), "plate", "plate_detector"),
+        (locator.display().to_string(), "licence", "has no class \"licence\""),
+    ] {
+        let def = sightline_config::SecondaryDef {
+            plate_detector: Some(path),
+            plate_detector_classes: vec![class.into()],
+            ..Default::default()
+        };
+        let err = build_stages(&[def], &models, &labels, "t").unwrap_err();
+        assert!(err.contains("secondary[0] (plates): plate_detector:"), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
 }

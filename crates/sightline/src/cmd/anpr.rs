@@ -25,6 +25,13 @@ pub struct AnprArgs {
     /// `^[A-Z]{2}[0-9]{2}[A-Z]{1,2}[0-9]{4}$`.
     #[arg(long)]
     pub format: Option<String>,
+    /// A plate detector you own (a registered model or an `.onnx` with its manifest beside
+    /// it) that finds the plates instead of the text detector.
+    #[arg(long)]
+    pub plate_detector: Option<String>,
+    /// With `--plate-detector`: its classes that are plates (repeat; default: every class).
+    #[arg(long = "plate-class")]
+    pub plate_classes: Vec<String>,
     /// Largest image accepted, in pixels (checked from the header, before decoding).
     #[arg(long, default_value_t = 16_000_000)]
     pub max_pixels: u64,
@@ -41,6 +48,10 @@ pub fn main(server: &ServerConfig, a: AnprArgs) -> anyhow::Result<ExitCode> {
     let labels = model.labels().clone();
     let mut def = SecondaryDef::default();
     def.plate.format = a.format.clone();
+    def.plate_detector = a.plate_detector.clone();
+    def.plate_detector_classes = a.plate_classes.clone();
+    let locator = sightline_engine::secondary::locator(&def, &models)
+        .map_err(|e| anyhow::anyhow!("--plate-detector: {e}"))?;
     let settings = def.plate.validate().map_err(|errs| {
         anyhow::anyhow!(
             "{}",
@@ -67,6 +78,7 @@ pub fn main(server: &ServerConfig, a: AnprArgs) -> anyhow::Result<ExitCode> {
             &labels,
             &def.classes,
             &reader,
+            &locator,
             &frame,
             def.upscale_below,
             &settings,
