@@ -301,8 +301,16 @@ fn a_plate_detector_model_replaces_the_text_detector_localisation() {
     let models = ModelCache::open(&InferenceSection::default(), dir.path()).unwrap();
     let labels = sightline_core::Labels::new(["car"]);
     for (path, class, want) in [
-        ("/nonexistent/plates.onnx".to_owned(), "plate", "plate_detector"),
-        (locator.display().to_string(), "licence", "has no class \"licence\""),
+        (
+            "/nonexistent/plates.onnx".to_owned(),
+            "plate",
+            "plate_detector",
+        ),
+        (
+            locator.display().to_string(),
+            "licence",
+            "has no class \"licence\"",
+        ),
     ] {
         let def = sightline_config::SecondaryDef {
             plate_detector: Some(path),
@@ -310,7 +318,10 @@ fn a_plate_detector_model_replaces_the_text_detector_localisation() {
             ..Default::default()
         };
         let err = build_stages(&[def], &models, &labels, "t").unwrap_err();
-        assert!(err.contains("secondary[0] (plates): plate_detector:"), "{err}");
+        assert!(
+            err.contains("secondary[0] (plates): plate_detector:"),
+            "{err}"
+        );
         assert!(err.contains(want), "{err}");
     }
 }

@@ -46,6 +46,11 @@ pub fn make_events(runs: &[RunId], n: usize) -> Vec<Event> {
                 }
                 _ => body.zone = Some(format!("zone-{}", i % 2)),
             }
+            if i % 5 == 0 {
+                // What a secondary stage had learnt about the track.
+                body.attributes
+                    .insert("plate".into(), format!("KA01AB{:04}", i % 10_000));
+            }
             Event {
                 id: EventId::generate(),
                 run_id: runs[i % runs.len()].clone(),
