@@ -83,8 +83,10 @@ pub(crate) async fn serve(state: &ApiState, p: Parsed, t0: Instant) -> ApiResult
             &c2,
             &labels,
             &def.classes,
-            &reader,
-            &sightline_engine::secondary::Locator::Text,
+            &sightline_engine::secondary::PlateModels {
+                reader,
+                locator: sightline_engine::secondary::Locator::Text,
+            },
             &frame,
             def.upscale_below,
             &settings,

@@ -24,7 +24,7 @@ pub mod plates;
 use crate::processor::CutPicture;
 use breaker::{Breaker, BreakerState};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-pub use plates::Locator;
+pub use plates::{Locator, PlateModels};
 use plates::{ReadOutcome, read_plates};
 use sightline_anpr::{CompiledPlateSettings, TrackVote, WatchList};
 use sightline_config::SecondaryDef;
@@ -32,7 +32,7 @@ use sightline_core::{
     ClassId, EventKind, Frame, Labels, PictureKind, PlateRead, Pts, RuleEvent, Track,
     TrackAttributes, TrackId,
 };
-use sightline_inference::{InferError, RgbPicture, TextReader};
+use sightline_inference::{InferError, RgbPicture};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,8 +143,7 @@ impl SecondaryStage {
     /// `run` names the run in metrics and logs.
     pub fn new(
         def: SecondaryDef,
-        reader: Arc<TextReader>,
-        locator: Locator,
+        models: PlateModels,
         labels: &Labels,
         run: &str,
     ) -> Result<SecondaryStage, String> {
@@ -164,7 +163,7 @@ impl SecondaryStage {
             let upscale = def.upscale_below;
             std::thread::Builder::new()
                 .name(format!("sec-{}", def.name))
-                .spawn(move || worker(jrx, dtx, reader, locator, plate, upscale, fault))
+                .spawn(move || worker(jrx, dtx, models, plate, upscale, fault))
                 .map_err(|e| format!("starting the {} worker: {e}", def.name))?
         };
         Ok(SecondaryStage {
@@ -586,8 +585,7 @@ impl Drop for SecondaryStage {
 fn worker(
     jobs: Receiver<Job>,
     done: Sender<Done>,
-    reader: Arc<TextReader>,
-    locator: Locator,
+    models: PlateModels,
     plate: CompiledPlateSettings,
     upscale: u32,
     fault: Arc<FaultInjection>,
@@ -601,9 +599,7 @@ fn worker(
         let result = if fault.fail.load(Ordering::Relaxed) {
             Err(InferError::Runtime("injected failure".into()))
         } else {
-            read_plates(
-                &reader, &locator, &job.crop, true, upscale, &plate, job.offset,
-            )
+            read_plates(&models, &job.crop, true, upscale, &plate, job.offset)
         };
         if done
             .send(Done {
@@ -634,7 +630,7 @@ pub fn build_stages(
                 .map_err(|e| format!("secondary[{i}] ({}): {e}", d.name))?;
             let locator = locator(d, models)
                 .map_err(|e| format!("secondary[{i}] ({}): plate_detector: {e}", d.name))?;
-            SecondaryStage::new(d.clone(), reader, locator, labels, run)
+            SecondaryStage::new(d.clone(), PlateModels { reader, locator }, labels, run)
                 .map_err(|e| format!("secondary[{i}] ({}): {e}", d.name))
         })
         .collect()
@@ -660,7 +656,7 @@ pub fn locator(d: &SecondaryDef, models: &crate::models::ModelCache) -> Result<L
         classes.push(id);
     }
     Ok(Locator::Detector {
-        client: model.client(QUEUE),
+        client: Box::new(model.client(QUEUE)),
         classes,
         min_score: d.plate_detector_score,
     })

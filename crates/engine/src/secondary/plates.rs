@@ -31,6 +31,14 @@ pub struct ReadOutcome {
     pub rejected: u32,
 }
 
+/// The models that read plates: the OCR models (shared by every run) and how the plates are
+/// found before they are read.
+#[derive(Debug)]
+pub struct PlateModels {
+    pub reader: std::sync::Arc<TextReader>,
+    pub locator: Locator,
+}
+
 /// How plates are found in a picture before they are read.
 #[derive(Default)]
 pub enum Locator {
@@ -41,7 +49,7 @@ pub enum Locator {
     /// A plate detector the user owns (any detector the registry loads, e.g. a YOLOv8 model
     /// trained on plates): its boxes of `classes` (every class when empty) are the plates.
     Detector {
-        client: InferClient,
+        client: Box<InferClient>,
         classes: Vec<ClassId>,
         min_score: f32,
     },
@@ -63,8 +71,9 @@ impl std::fmt::Debug for Locator {
 }
 
 /// Margin added around a plate detector's box before it is read, as a fraction of the box's
-/// height on each side: detectors fit the plate's border tightly, and the recogniser reads
-/// better with a little background around the characters.
+/// height above and below (and of the larger of its height and half its width left and
+/// right): detectors fit the plate's border tightly, or cut a character off its ends, and the
+/// recogniser reads better with a little background around the characters.
 const DETECTOR_MARGIN: f32 = 0.12;
 
 /// Plate candidates from a plate detector: its boxes of the wanted classes, best first, with
@@ -84,9 +93,10 @@ pub fn detector_candidates(
     keep.sort_by(|a, b| b.score.total_cmp(&a.score));
     keep.into_iter()
         .map(|d| {
-            let m = d.bbox.height() * DETECTOR_MARGIN;
-            let (x1, y1) = ((d.bbox.x1 - m).max(0.0), (d.bbox.y1 - m).max(0.0));
-            let (x2, y2) = ((d.bbox.x2 + m).min(width), (d.bbox.y2 + m).min(height));
+            let my = d.bbox.height() * DETECTOR_MARGIN;
+            let mx = my.max(d.bbox.width() * DETECTOR_MARGIN / 2.0);
+            let (x1, y1) = ((d.bbox.x1 - mx).max(0.0), (d.bbox.y1 - my).max(0.0));
+            let (x2, y2) = ((d.bbox.x2 + mx).min(width), (d.bbox.y2 + my).min(height));
             TextBox {
                 quad: [[x1, y1], [x2, y1], [x2, y2], [x1, y2]],
                 score: d.score,
@@ -100,8 +110,7 @@ pub fn detector_candidates(
 /// are enlarged (Catmull-Rom, at most ×4) before reading. Plate boxes are in `pic`'s pixels,
 /// shifted by `offset`.
 pub fn read_plates(
-    reader: &TextReader,
-    locator: &Locator,
+    models: &PlateModels,
     pic: &RgbPicture,
     vehicle: bool,
     upscale_below: u32,
@@ -125,7 +134,8 @@ pub fn read_plates(
         height: work.height as f32,
         vehicle,
     };
-    let (candidates, found) = match locator {
+    let reader = &models.reader;
+    let (candidates, found) = match &models.locator {
         Locator::Text => {
             let quads = reader.detect(work)?;
             let boxes: Vec<TextBox> = quads
@@ -226,8 +236,7 @@ pub fn read_still(
     detector: &sightline_inference::InferClient,
     labels: &sightline_core::Labels,
     classes: &[String],
-    reader: &TextReader,
-    locator: &Locator,
+    models: &PlateModels,
     frame: &sightline_core::Frame,
     upscale_below: u32,
     settings: &CompiledPlateSettings,
@@ -250,8 +259,7 @@ pub fn read_still(
         let r = sightline_storage::crop_rect(&d.bbox, frame.width, frame.height, 0.08, 16);
         let crop = RgbPicture::new(r.width, r.height, sightline_storage::cut(frame, r))?;
         let got = read_plates(
-            reader,
-            locator,
+            models,
             &crop,
             true,
             upscale_below,
@@ -273,15 +281,7 @@ pub fn read_still(
     }
     if out.is_empty() {
         let whole = RgbPicture::new(frame.width, frame.height, frame.data.clone())?;
-        let got = read_plates(
-            reader,
-            locator,
-            &whole,
-            false,
-            upscale_below,
-            settings,
-            (0.0, 0.0),
-        )?;
+        let got = read_plates(models, &whole, false, upscale_below, settings, (0.0, 0.0))?;
         for f in got.found {
             if out.iter().any(|p| p.text == f.reading.text) {
                 continue;
@@ -295,4 +295,45 @@ pub fn read_still(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_core::Detection;
+
+    fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class: u32) -> Detection {
+        Detection {
+            bbox: BBox::new(x1, y1, x2, y2),
+            score,
+            class_id: ClassId(class),
+        }
+    }
+
+    #[test]
+    fn detector_boxes_become_candidates_best_first_with_a_margin() {
+        let dets = [
+            det(100.0, 100.0, 300.0, 150.0, 0.6, 0),
+            det(10.0, 10.0, 50.0, 20.0, 0.2, 0), // below the score
+            det(120.0, 200.0, 220.0, 220.0, 0.9, 1), // not a plate class
+            det(0.0, 280.0, 100.0, 300.0, 0.8, 0), // clipped to the picture
+            det(f32::NAN, 0.0, 10.0, 10.0, 0.99, 0), // not finite
+        ];
+        let got = detector_candidates(&dets, &[ClassId(0)], 0.3, 320.0, 300.0);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].score, 0.8);
+        let r = |q: [[f32; 2]; 4]| q.map(|p| p.map(|v| (v * 100.0).round() / 100.0));
+        // 100 x 20 box: 2.4 px above and below, max(2.4, 6) = 6 px left and right.
+        assert_eq!(
+            r(got[0].quad),
+            [[0.0, 277.6], [106.0, 277.6], [106.0, 300.0], [0.0, 300.0]]
+        );
+        // 200 x 50: 6 px above and below, 12 px left and right.
+        assert_eq!(
+            r(got[1].quad),
+            [[88.0, 94.0], [312.0, 94.0], [312.0, 156.0], [88.0, 156.0]]
+        );
+        // No class named: every class.
+        assert_eq!(detector_candidates(&dets, &[], 0.3, 320.0, 300.0).len(), 3);
+    }
 }

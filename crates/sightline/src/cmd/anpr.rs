@@ -61,7 +61,10 @@ pub fn main(server: &ServerConfig, a: AnprArgs) -> anyhow::Result<ExitCode> {
                 .join("; ")
         )
     })?;
-    let reader = models.text_reader(None, None)?;
+    let plate_models = sightline_engine::secondary::PlateModels {
+        reader: models.text_reader(None, None)?,
+        locator,
+    };
     let mut failed = 0usize;
     for path in &a.images {
         let frame = match sightline_inference::decode_image_file(path, a.max_pixels) {
@@ -77,8 +80,7 @@ pub fn main(server: &ServerConfig, a: AnprArgs) -> anyhow::Result<ExitCode> {
             &client,
             &labels,
             &def.classes,
-            &reader,
-            &locator,
+            &plate_models,
             &frame,
             def.upscale_below,
             &settings,
