@@ -70,11 +70,14 @@ impl std::fmt::Debug for Locator {
     }
 }
 
-/// Margin added around a plate detector's box before it is read, as a fraction of the box's
-/// height above and below (and of the larger of its height and half its width left and
-/// right): detectors fit the plate's border tightly, or cut a character off its ends, and the
-/// recogniser reads better with a little background around the characters.
-const DETECTOR_MARGIN: f32 = 0.12;
+/// Margin added above and below a plate detector's box before it is read, as a fraction of
+/// the box's height: detectors fit the plate's border tightly, and the recogniser reads
+/// better with a little background around the characters.
+const DETECTOR_MARGIN_Y: f32 = 0.12;
+/// Margin added left and right, as a fraction of the box's width (at least the vertical
+/// margin): a box a little short of the plate's ends would cut off its first or last
+/// character, a wider one only adds background.
+const DETECTOR_MARGIN_X: f32 = 0.10;
 
 /// Plate candidates from a plate detector: its boxes of the wanted classes, best first, with
 /// a margin, clipped to the picture, as quads (clockwise from the top-left corner).
@@ -93,8 +96,8 @@ pub fn detector_candidates(
     keep.sort_by(|a, b| b.score.total_cmp(&a.score));
     keep.into_iter()
         .map(|d| {
-            let my = d.bbox.height() * DETECTOR_MARGIN;
-            let mx = my.max(d.bbox.width() * DETECTOR_MARGIN / 2.0);
+            let my = d.bbox.height() * DETECTOR_MARGIN_Y;
+            let mx = my.max(d.bbox.width() * DETECTOR_MARGIN_X);
             let (x1, y1) = ((d.bbox.x1 - mx).max(0.0), (d.bbox.y1 - my).max(0.0));
             let (x2, y2) = ((d.bbox.x2 + mx).min(width), (d.bbox.y2 + my).min(height));
             TextBox {
@@ -323,15 +326,15 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].score, 0.8);
         let r = |q: [[f32; 2]; 4]| q.map(|p| p.map(|v| (v * 100.0).round() / 100.0));
-        // 100 x 20 box: 2.4 px above and below, max(2.4, 6) = 6 px left and right.
+        // 100 x 20 box: 2.4 px above and below, max(2.4, 10) = 10 px left and right.
         assert_eq!(
             r(got[0].quad),
-            [[0.0, 277.6], [106.0, 277.6], [106.0, 300.0], [0.0, 300.0]]
+            [[0.0, 277.6], [110.0, 277.6], [110.0, 300.0], [0.0, 300.0]]
         );
-        // 200 x 50: 6 px above and below, 12 px left and right.
+        // 200 x 50: 6 px above and below, 20 px left and right (clipped at 320).
         assert_eq!(
             r(got[1].quad),
-            [[88.0, 94.0], [312.0, 94.0], [312.0, 156.0], [88.0, 156.0]]
+            [[80.0, 94.0], [320.0, 94.0], [320.0, 156.0], [80.0, 156.0]]
         );
         // No class named: every class.
         assert_eq!(detector_candidates(&dets, &[], 0.3, 320.0, 300.0).len(), 3);
