@@ -299,7 +299,10 @@ fn a_plate_detector_model_replaces_the_text_detector_localisation() {
     assert!(p.readings >= 3, "{p:?}");
     // The plate box is the detector's (with its margin), on the vehicle.
     let (v, b) = (reads[0].1.bbox.unwrap(), p.plate_bbox.unwrap());
-    assert!(b.x1 >= v.x1 - 20.0 && b.x2 <= v.x2 + 20.0 && b.y1 >= v.y1, "{b:?} on {v:?}");
+    assert!(
+        b.x1 >= v.x1 - 20.0 && b.x2 <= v.x2 + 20.0 && b.y1 >= v.y1,
+        "{b:?} on {v:?}"
+    );
     let c = s.proc.secondary()[0].counts();
     assert!(c.ok > 0 && c.errors == 0, "{c:?}");
 
