@@ -29,7 +29,7 @@ pub use auth::{CSRF_COOKIE, CSRF_HEADER, Caller, SESSION_COOKIE, cookie, hash_to
 pub use error::{ApiError, ApiResult};
 pub use routes::docs::openapi_json;
 pub use state::{
-    ApiMedia, ApiOptions, ApiState, AuthMode, MetricsRender, ReadinessFn, SystemInfoFn,
+    ApiMedia, ApiOptions, ApiState, AuthMode, JobUploads, MetricsRender, ReadinessFn, SystemInfoFn,
 };
 
 use axum::Router;
@@ -37,7 +37,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::{get, post};
-use routes::{configs, docs, events, media, models, plates, probes, recordings, runs, system};
+use routes::{
+    configs, docs, events, jobs, media, models, plates, probes, recordings, runs, system,
+};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The whole API.
@@ -70,6 +72,16 @@ pub fn router_with(state: ApiState, extra: Router<ApiState>) -> Router {
             "/v1/recordings/{id}/segment.mp4",
             get(recordings::download_segment),
         )
+        .route(
+            "/v1/jobs",
+            get(jobs::list_jobs)
+                .post(jobs::create_job)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::delete_job))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/jobs/{id}/summary", get(jobs::job_summary))
+        .route("/v1/jobs/{id}/video.mp4", get(jobs::job_video))
         .route("/v1/system", get(system::system))
         .route("/v1/configs", get(configs::list_configs))
         .route(

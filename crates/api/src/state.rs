@@ -67,6 +67,18 @@ pub struct ApiOptions {
     /// Where sources given through the API may point (default: no file roots, so no file
     /// source; network sources minus the always-denied ranges).
     pub sources: Arc<sightline_config::SourcePolicy>,
+    /// Batch job uploads (None: `POST /v1/jobs` takes server-side files only).
+    pub jobs: Option<JobUploads>,
+}
+
+/// Where `POST /v1/jobs` stores uploads and what it does with them.
+#[derive(Debug, Clone)]
+pub struct JobUploads {
+    pub dir: std::path::PathBuf,
+    /// Where annotated videos of jobs are written.
+    pub video_dir: std::path::PathBuf,
+    pub max_bytes: u64,
+    pub keep_uploads: bool,
 }
 
 /// Reads this process's resources (the binary owns the readers).
@@ -101,6 +113,7 @@ impl Default for ApiOptions {
             media: None,
             system_info: None,
             sources: Arc::new(sightline_config::SourcePolicy::default()),
+            jobs: None,
         }
     }
 }

@@ -23,7 +23,7 @@ pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, RtspTransport, Watchdo
 pub use secondary::{SecondaryDef, SecondaryKind};
 pub use secret::{Secret, mask_url};
 pub use server::{
-    ApiSection, EngineSection, InferGuards, InferenceSection, LogSection, RtspSection,
+    ApiSection, EngineSection, InferGuards, InferenceSection, JobsSection, LogSection, RtspSection,
     ServerConfig, ServerConfigError,
 };
 pub use sources::{CheckedSource, Denied, SourceHosts, SourcePolicy};

@@ -126,6 +126,33 @@ pub struct ApiSection {
     pub file_roots: Option<Vec<PathBuf>>,
     /// Network destinations that sources given through the API may (not) reach.
     pub source_hosts: crate::sources::SourceHosts,
+    /// Batch jobs over uploaded video (`POST /v1/jobs`).
+    pub jobs: JobsSection,
+}
+
+/// Uploads of batch jobs.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSection {
+    /// Largest upload in bytes (413 above, refused from `Content-Length` before the body is
+    /// read, and counted while it streams).
+    pub max_upload_bytes: u64,
+    /// Where uploads are stored (default `<data_dir>/uploads/jobs`, inside the default file
+    /// roots).
+    pub upload_dir: Option<PathBuf>,
+    /// Keep an uploaded file after its job ends (default: deleted when the job completes,
+    /// fails or is cancelled).
+    pub keep_uploads: bool,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        JobsSection {
+            max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            upload_dir: None,
+            keep_uploads: false,
+        }
+    }
 }
 
 impl Default for ApiSection {
@@ -139,6 +166,7 @@ impl Default for ApiSection {
             infer: InferGuards::default(),
             file_roots: None,
             source_hosts: Default::default(),
+            jobs: JobsSection::default(),
         }
     }
 }
@@ -412,6 +440,15 @@ impl ServerConfig {
                 .unwrap_or_else(|| "host".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// Where job uploads are stored: `[api.jobs].upload_dir` or `<data_dir>/uploads/jobs`.
+    pub fn job_upload_dir(&self) -> PathBuf {
+        self.api
+            .jobs
+            .upload_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("uploads").join("jobs"))
     }
 
     /// The file roots of API sources: `[api].file_roots`, or `<data_dir>/uploads` and

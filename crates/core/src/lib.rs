@@ -12,6 +12,7 @@ pub mod event;
 pub mod frame;
 pub mod geometry;
 pub mod ids;
+pub mod job;
 pub mod media;
 pub mod run;
 pub mod secret;
@@ -25,6 +26,7 @@ pub use event::{Direction, Event, EventKind, PlateCandidate, PlateRead, RuleEven
 pub use frame::Frame;
 pub use geometry::{BBox, Point};
 pub use ids::{EventId, RunId, TrackId};
+pub use job::JobState;
 pub use media::{EventMedia, MediaRef, PictureKind};
 pub use run::{RunState, TransitionError};
 pub use secret::Secret;

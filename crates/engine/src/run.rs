@@ -136,6 +136,9 @@ pub struct RunContext {
     /// The encoded output for live viewers.
     pub live: Arc<crate::taps::LiveFeed>,
     pub media: RunMedia,
+    /// Batch jobs: set while a live run on this worker drops frames; the job then pauses
+    /// between frames so the live run gets the cores.
+    pub yield_to_live: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Handle to a running pipeline thread.
@@ -453,6 +456,9 @@ impl RunLoop {
     fn stream(&mut self, mut source: Source, proc: &mut FrameProcessor) -> RunOutcome {
         let info = source.info();
         self.ctx.status.set_size(info.width, info.height);
+        self.ctx
+            .status
+            .set_source(info.duration.map(|d| d.as_secs_f64()), info.fps);
         if let Err(o) = self.start_output(info.width, info.height, info.fps) {
             return o;
         }
@@ -587,6 +593,7 @@ impl RunLoop {
         }
         let status = &self.ctx.status;
         status.frames_in.fetch_add(1, Ordering::Relaxed);
+        status.set_position(frame.pts.secs_f64());
         // The slate shows the last camera picture as it came in, without stale boxes.
         let arrived = Instant::now();
         crate::telemetry::FrameIn {
@@ -660,6 +667,15 @@ impl RunLoop {
             latency_s: latency / 1000.0,
         }
         .emit();
+        if let Some(flag) = &self.ctx.yield_to_live
+            && flag.load(Ordering::Relaxed)
+        {
+            // A job while a live run drops frames: pause twice as long as this frame took,
+            // so the job uses at most a third of the time it would (bounded, so the stall
+            // watchdog never mistakes the pause for a hang).
+            let spent = Instant::now().duration_since(arrived);
+            std::thread::sleep((spent * 2).min(Duration::from_millis(250)));
+        }
         Flow::Continue
     }
 
@@ -883,6 +899,11 @@ fn record_options(
 }
 
 /// `file://…` or a plain path.
+/// The local file a file source names (`None` for network sources).
+pub fn file_path_of(uri: &str) -> Option<PathBuf> {
+    sightline_media::file_path(uri)
+}
+
 pub fn is_file_uri(uri: &str) -> bool {
     uri.starts_with("file:") || !uri.contains("://")
 }

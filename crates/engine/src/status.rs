@@ -36,6 +36,12 @@ struct StatusInner {
     width: u32,
     height: u32,
     degraded: Vec<String>,
+    /// The source's length (files whose container says).
+    duration_s: Option<f64>,
+    /// Stream time of the last frame in.
+    position_s: f64,
+    /// Frame rate the source announced.
+    source_fps: Option<f64>,
 }
 
 /// A copy of the live status, for the API and `sightline run`.
@@ -59,6 +65,12 @@ pub struct StatusSnapshot {
     pub idle_s: Option<f64>,
     /// What runs degraded now, e.g. `plates open` (a secondary stage's breaker is open).
     pub degraded: Vec<String>,
+    /// Files: the source's length in seconds, when its container says.
+    pub duration_s: Option<f64>,
+    /// Stream time of the last frame in, in seconds.
+    pub position_s: f64,
+    /// The frame rate the source announced.
+    pub source_fps: Option<f64>,
 }
 
 impl Default for RunStatus {
@@ -81,6 +93,9 @@ impl Default for RunStatus {
                 width: 0,
                 height: 0,
                 degraded: Vec::new(),
+                duration_s: None,
+                position_s: 0.0,
+                source_fps: None,
             }),
             started: Instant::now(),
         }
@@ -115,6 +130,18 @@ impl RunStatus {
             }
             g.degraded = d;
         }
+    }
+
+    /// What the source said about its length and rate (progress of a batch job).
+    pub fn set_source(&self, duration_s: Option<f64>, fps: Option<f64>) {
+        let mut g = self.inner.lock();
+        g.duration_s = duration_s;
+        g.source_fps = fps;
+    }
+
+    /// Stream time of the frame that just came in.
+    pub fn set_position(&self, pts_s: f64) {
+        self.inner.lock().position_s = pts_s;
     }
 
     pub fn set_size(&self, w: u32, h: u32) {
@@ -164,6 +191,9 @@ impl RunStatus {
             uptime_s: self.started.elapsed().as_secs_f64(),
             idle_s: g.last_frame_at.map(|t| t.elapsed().as_secs_f64()),
             degraded: g.degraded,
+            duration_s: g.duration_s,
+            position_s: g.position_s,
+            source_fps: g.source_fps,
         }
     }
 }

@@ -22,7 +22,7 @@ use sightline_store::{DesiredState, Reason, RunRecord, Store, StoreError, Worker
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
@@ -48,6 +48,9 @@ pub struct EngineOptions {
     pub source_policy: Option<Arc<sightline_config::SourcePolicy>>,
 }
 
+/// How long jobs keep yielding after a live run last dropped a frame.
+const LIVE_PRESSURE_HOLD: Duration = Duration::from_secs(5);
+
 /// Output and source options stored with a run (`runs.output`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +67,13 @@ pub struct RunOptions {
     /// Created through the API: the source is checked against the source policy again
     /// right before every connection (and the address pinned).
     pub confined: bool,
+    /// A batch job (set by the jobs API only): counted in the job metrics, and slowed down
+    /// while a live run on the same worker drops frames.
+    pub job: bool,
+    /// Delete the source file when the run ends (set by the jobs API for uploads only).
+    pub delete_source: bool,
+    /// `false`: no event pictures (crops, snapshots) whatever the config says.
+    pub pictures: Option<bool>,
 }
 
 /// What the API and metrics see of the engine.
@@ -76,6 +86,8 @@ pub struct EngineShared {
     /// Woken by the API of the same process after it changed runs (new run, stop, new
     /// config version), so this worker acts at once instead of at its next poll.
     nudge: tokio::sync::Notify,
+    /// A live run here drops frames: job pipelines pause between frames.
+    live_pressure: Arc<AtomicBool>,
 }
 
 /// A run this worker is executing.
@@ -177,6 +189,15 @@ impl RunObserver for ChannelObserver {
     }
 }
 
+/// What the supervisor keeps about a run it starts, besides its pipeline.
+struct Book {
+    config_name: String,
+    config_version: i64,
+    stall_timeout: Duration,
+    job: bool,
+    delete_source: Option<std::path::PathBuf>,
+}
+
 struct Active {
     handle: RunHandle,
     generation: u64,
@@ -186,6 +207,10 @@ struct Active {
     config_version: i64,
     stall_timeout: Duration,
     stopping: bool,
+    /// A batch job (see [`RunOptions::job`]).
+    job: bool,
+    /// The upload to delete when the run ends.
+    delete_source: Option<std::path::PathBuf>,
 }
 
 /// The supervisor task.
@@ -197,6 +222,9 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     shared: Arc<EngineShared>,
     active: HashMap<RunId, Active>,
+    /// Frames the live runs here had dropped at the last check, and since when they drop.
+    live_dropped_seen: u64,
+    live_pressure_since: Option<Instant>,
     reports_tx: mpsc::UnboundedSender<Report>,
     reports_rx: mpsc::UnboundedReceiver<Report>,
     next_generation: u64,
@@ -220,6 +248,8 @@ impl Engine {
             clock,
             shared,
             active: HashMap::new(),
+            live_dropped_seen: 0,
+            live_pressure_since: None,
             reports_tx,
             reports_rx,
             next_generation: 1,
@@ -272,7 +302,10 @@ impl Engine {
                     self.follow_desired_state().await;
                     self.watchdog(&events_tx).await;
                 }
-                _ = reap.tick() => self.reap(),
+                _ = reap.tick() => {
+                    self.reap();
+                    self.update_live_pressure();
+                }
                 _ = nudged(&self.shared) => {
                     self.claim(&events_tx).await;
                     self.follow_desired_state().await;
@@ -361,6 +394,20 @@ impl Engine {
             }
         }
         crate::telemetry::RunsByState::emit(self.active.values().map(|a| a.state));
+        if let Ok(counts) = self.store.job_counts().await {
+            let fps = self
+                .active
+                .values()
+                .filter(|a| a.job)
+                .map(|a| a.handle.status.snapshot().fps)
+                .fold(0.0, |a: f64, b| a + b);
+            crate::telemetry::JobsGauges {
+                counts: &counts,
+                fps,
+                yielding: self.shared.live_pressure.load(Ordering::Relaxed),
+            }
+            .emit();
+        }
     }
 
     /// Claims pending runs (and expired leases) up to capacity and starts them.
@@ -446,6 +493,10 @@ impl Engine {
         if options.mp4.is_some() {
             config.output.mp4 = options.mp4.clone();
         }
+        if options.pictures == Some(false) {
+            config.media.crops = false;
+            config.media.snapshots = false;
+        }
         let pacing = match options.pacing.as_deref() {
             Some("fast") => Some(Pacing::Fast),
             Some("realtime") => Some(Pacing::Realtime),
@@ -474,12 +525,21 @@ impl Engine {
                     .unwrap_or_else(|| Arc::new(sightline_config::SourcePolicy::default()))
             }),
         };
+        // Only an upload the jobs API stored is ever deleted (the runs API refuses the flag).
+        let delete_source = options
+            .delete_source
+            .then(|| run::file_path_of(rec.source.expose()))
+            .flatten();
         self.spawn_pipeline(
             spec,
             rec.state,
-            rec.config_name.clone(),
-            rec.config_version,
-            stall_timeout,
+            Book {
+                config_name: rec.config_name.clone(),
+                config_version: rec.config_version,
+                stall_timeout,
+                job: options.job,
+                delete_source,
+            },
             events_tx,
         );
     }
@@ -488,11 +548,16 @@ impl Engine {
         &mut self,
         spec: RunSpec,
         state: RunState,
-        config_name: String,
-        config_version: i64,
-        stall_timeout: Duration,
+        book: Book,
         events_tx: &mpsc::Sender<Vec<Event>>,
     ) {
+        let Book {
+            config_name,
+            config_version,
+            stall_timeout,
+            job,
+            delete_source,
+        } = book;
         let id = spec.run_id.clone();
         let generation = self.next_generation;
         self.next_generation += 1;
@@ -514,6 +579,7 @@ impl Engine {
             taps: taps.clone(),
             live: live.clone(),
             media: self.opts.media.clone(),
+            yield_to_live: job.then(|| self.shared.live_pressure.clone()),
         };
         match run::spawn(spec, ctx) {
             Ok(handle) => {
@@ -536,6 +602,8 @@ impl Engine {
                         config_version,
                         stall_timeout,
                         stopping: false,
+                        job,
+                        delete_source,
                     },
                 );
                 tracing::info!(run_id = %id, generation, "pipeline started");
@@ -608,6 +676,11 @@ impl Engine {
                     reason: &r.reason,
                 }
                 .emit();
+                if r.to.is_terminal() {
+                    let (job, upload) = (a.job, a.delete_source.clone());
+                    let snap = a.handle.status.snapshot();
+                    self.ended(&r.run, r.to, job, upload, &snap).await;
+                }
             }
             Err(StoreError::LeaseLost { .. }) => {
                 tracing::error!(run_id = %r.run, "lease lost; stopping the pipeline");
@@ -619,6 +692,64 @@ impl Engine {
                 tracing::error!(run_id = %r.run, from = %from, to = %r.to, error = %e, "transition not persisted");
             }
         }
+    }
+
+    /// A run reached a terminal state here: its last statistics are kept (a job's progress
+    /// reads 100 % from them), a job is counted, and an upload is deleted.
+    async fn ended(
+        &self,
+        id: &RunId,
+        to: RunState,
+        job: bool,
+        upload: Option<std::path::PathBuf>,
+        snap: &StatusSnapshot,
+    ) {
+        if let Ok(v) = serde_json::to_value(snap) {
+            let _ = self.store.update_run_stats(id, &v).await;
+        }
+        if job {
+            crate::telemetry::JobEnded { job: id, to, snap }.emit();
+        }
+        if let Some(path) = upload {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(run_id = %id, path = %path.display(), "upload deleted"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(run_id = %id, path = %path.display(), error = %e, "cannot delete the upload")
+                }
+            }
+        }
+    }
+
+    /// Jobs yield to live runs: while a live run on this worker drops frames (checked every
+    /// 200 ms), every job pipeline here pauses between frames; the pressure holds for
+    /// [`LIVE_PRESSURE_HOLD`] after the last drop.
+    fn update_live_pressure(&mut self) {
+        let dropped: u64 = self
+            .active
+            .values()
+            .filter(|a| !a.job)
+            .map(|a| {
+                let s = &a.handle.status;
+                s.frames_dropped_source.load(Ordering::Relaxed)
+                    + s.frames_dropped_infer.load(Ordering::Relaxed)
+            })
+            .sum();
+        let now = Instant::now();
+        if dropped > self.live_dropped_seen {
+            if self.live_pressure_since.is_none() {
+                tracing::info!("a live run drops frames: jobs on this worker slow down");
+            }
+            self.live_pressure_since = Some(now);
+        }
+        self.live_dropped_seen = dropped;
+        let on = self
+            .live_pressure_since
+            .is_some_and(|t| now.duration_since(t) < LIVE_PRESSURE_HOLD);
+        if !on && self.live_pressure_since.take().is_some() {
+            tracing::info!("live runs keep up again: jobs back to full speed");
+        }
+        self.shared.live_pressure.store(on, Ordering::Relaxed);
     }
 
     /// Removes finished pipelines.

@@ -224,3 +224,57 @@ impl SecondaryState<'_> {
             .set(if self.open { 1.0 } else { 0.0 });
     }
 }
+
+/// A batch job ended on this worker (`sightline_jobs_processed_total` counts completed jobs,
+/// `sightline_jobs_failed_total` failed ones, both with the frames they processed).
+pub struct JobEnded<'a> {
+    pub job: &'a RunId,
+    pub to: sightline_core::RunState,
+    pub snap: &'a crate::status::StatusSnapshot,
+}
+
+impl JobEnded<'_> {
+    pub fn emit(&self) {
+        let state = sightline_core::JobState::of(self.to);
+        match state {
+            sightline_core::JobState::Completed => {
+                counter!("sightline_jobs_processed_total").increment(1);
+            }
+            sightline_core::JobState::Failed => {
+                counter!("sightline_jobs_failed_total").increment(1)
+            }
+            _ => {}
+        }
+        counter!("sightline_job_frames_total").increment(self.snap.frames_in);
+        let speed = match self.snap.source_fps {
+            Some(f) if f > 0.0 && self.snap.uptime_s > 0.0 => {
+                self.snap.frames_in as f64 / f / self.snap.uptime_s
+            }
+            _ => 0.0,
+        };
+        tracing::info!(job_id = %self.job, state = %state, frames = self.snap.frames_in,
+            seconds = self.snap.uptime_s, x_realtime = speed, "job ended");
+    }
+}
+
+/// Jobs in the queue by state (every worker sets it from the database on each heartbeat),
+/// the job fps of this worker, and whether jobs here yield to live runs now.
+pub struct JobsGauges<'a> {
+    pub counts: &'a [(sightline_core::JobState, u64)],
+    pub fps: f64,
+    pub yielding: bool,
+}
+
+impl JobsGauges<'_> {
+    pub fn emit(&self) {
+        for (s, n) in self.counts {
+            metrics::gauge!("sightline_jobs", "state" => s.as_str()).set(*n as f64);
+        }
+        metrics::gauge!("sightline_job_fps").set(self.fps);
+        metrics::gauge!("sightline_jobs_yielding_to_live").set(if self.yielding {
+            1.0
+        } else {
+            0.0
+        });
+    }
+}

@@ -60,7 +60,7 @@ pub use rtsp::{Mount, RtspServer};
 pub use source::{
     Pacing, RtspTransport, Source, SourceEvent, SourceOptions, SourceStats, StreamInfo,
 };
-pub use uri::mask_uri;
+pub use uri::{file_path, mask_uri};
 
 use std::sync::OnceLock;
 

@@ -8,6 +8,15 @@
 use crate::error::{MediaError, MediaErrorKind};
 use std::path::PathBuf;
 
+/// The local path a file source URI (`file:///a%20b.mp4`, a bare path) names; `None` for
+/// any other source.
+pub fn file_path(uri: &str) -> Option<std::path::PathBuf> {
+    match SourceSpec::parse(uri) {
+        Ok(SourceSpec::File(p)) => Some(p),
+        _ => None,
+    }
+}
+
 /// Replaces the user-info part of a URI (`user:pass@`) with `***@`. Other text is returned
 /// unchanged, so plain paths and URIs without credentials read as given.
 ///

@@ -54,6 +54,9 @@ enum Command {
     /// Manage runs in the database (a worker picks them up).
     #[command(subcommand)]
     Runs(cmd::runs::RunsCmd),
+    /// Batch jobs: queue video files, follow their progress, read their summary.
+    #[command(subcommand)]
+    Jobs(cmd::jobs::JobsCmd),
     /// Manage pipeline configs in the database.
     #[command(subcommand)]
     Configs(cmd::runs::ConfigsCmd),
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Migrate => cmd::serve::migrate(&server),
         Command::Runs(c) => cmd::runs::main(&server, c),
         Command::Configs(c) => cmd::runs::configs_main(&server, c),
+        Command::Jobs(c) => cmd::jobs::main(&server, c),
         Command::Events(a) => cmd::events::main(&server, a),
         Command::Plates(c) => cmd::plates::main(&server, c),
         Command::Recordings(c) => cmd::recordings::main(&server, c),

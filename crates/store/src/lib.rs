@@ -10,6 +10,7 @@
 //! - the worker registry ([`workers`]) and LISTEN/NOTIFY wake-ups on PostgreSQL ([`listen`]);
 //! - events, written in batches with their outbox rows ([`events`]), and the notification
 //!   outbox ([`outbox`]), and the plate index with its search ([`plates`]);
+//! - batch jobs: a run plus the upload it plays ([`jobs`]);
 //! - versioned configs ([`configs`]), the model index ([`models`]) and hashed API tokens
 //!   ([`tokens`]).
 //!
@@ -20,6 +21,7 @@ pub(crate) mod codec;
 pub mod configs;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod lease;
 pub mod listen;
 pub mod media;
@@ -38,6 +40,7 @@ pub mod workers;
 pub use configs::{ConfigSummary, ConfigVersion};
 pub use error::{CorruptRow, Result, StoreError};
 pub use events::EventQuery;
+pub use jobs::{EventCount, JobFilter, JobProgress, JobRecord, NewJob};
 pub use lease::Reason;
 pub use listen::{EventListener, EventNotice, RunListener, RunNotice};
 pub use media::{

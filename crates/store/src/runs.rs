@@ -295,6 +295,21 @@ impl Store {
     /// Inserts a `pending` run and its `created` transition. On PostgreSQL the insert
     /// notifies `sightline_runs` so a listening engine claims it at once.
     pub async fn create_run(&self, new: NewRun) -> Result<RunRecord> {
+        let mut tx = self.begin_write().await?;
+        let rec = self.insert_run(&mut tx, &new).await?;
+        tx.commit().await?;
+        tracing::info!(run_id = %rec.id, source = %rec.source, config = %rec.config_name,
+            config_version = rec.config_version, "run created");
+        Ok(rec)
+    }
+
+    /// Inserts a pending run and its `created` transition inside `tx` (a job adds its own
+    /// row in the same transaction, so no worker ever claims a job's run without it).
+    pub(crate) async fn insert_run(
+        &self,
+        tx: &mut crate::store::Tx,
+        new: &NewRun,
+    ) -> Result<RunRecord> {
         check_name("config_name", &new.config_name)?;
         for m in &new.models {
             check_name("models", m)?;
@@ -307,11 +322,10 @@ impl Store {
         let id = new.id.clone().unwrap_or_else(RunId::generate);
         let now = self.now_ms();
         let models = Value::from(new.models.clone());
-        let mut tx = self.begin_write().await?;
         let version = match new.config_version {
             Some(v) => v,
             None => {
-                let latest: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar(
+                let latest: Option<i64> = on_tx!(&mut *tx, c => sqlx::query_scalar(
                     "SELECT latest_version FROM configs WHERE name = $1")
                     .bind(&new.config_name)
                     .fetch_optional(&mut *c)
@@ -327,7 +341,7 @@ impl Store {
                 }
             }
         };
-        let inserted = on_tx!(&mut tx, c => sqlx::query_as::<_, RunRow>(concat!(
+        let inserted = on_tx!(&mut *tx, c => sqlx::query_as::<_, RunRow>(concat!(
             "INSERT INTO runs (id, source_uri, config_name, config_version, models, output, \
              desired_state, state, attempts, created_at, updated_at, stats) \
              VALUES ($1, $2, $3, $4, $5, $6, 'run', 'pending', 0, $7, $7, $8) RETURNING ",
@@ -350,7 +364,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         insert_transition(
-            &mut tx,
+            tx,
             id.as_str(),
             None,
             RunState::Pending,
@@ -360,11 +374,7 @@ impl Store {
             now,
         )
         .await?;
-        let rec = row.decode()?;
-        tx.commit().await?;
-        tracing::info!(run_id = %rec.id, source = %rec.source, config = %rec.config_name,
-            config_version = rec.config_version, "run created");
-        Ok(rec)
+        Ok(row.decode()?)
     }
 
     /// One run.

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sightline API", description = "Real-time video inference: runs, configs, models, events, single-image inference."),
+    info(title = "Sightline API", description = "Real-time video inference: runs, batch jobs, configs, models, events, single-image inference."),
     paths(
         crate::routes::probes::health,
         crate::routes::probes::ready,
@@ -23,6 +23,13 @@ use utoipa::{Modify, OpenApi};
         crate::routes::runs::start_run,
         crate::routes::runs::delete_run,
         crate::routes::runs::apply_config,
+        crate::routes::jobs::create_job,
+        crate::routes::jobs::list_jobs,
+        crate::routes::jobs::get_job,
+        crate::routes::jobs::job_summary,
+        crate::routes::jobs::cancel_job,
+        crate::routes::jobs::delete_job,
+        crate::routes::jobs::job_video,
         crate::routes::media::snapshot,
         crate::routes::media::preview,
         crate::routes::configs::put_config,

@@ -29,6 +29,9 @@ pub struct EventListQuery {
     /// Run id.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub run: Option<String>,
+    /// Job id (a job's events are its run's: the same id; give `run` or `job`, or both equal).
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
+    pub job: Option<String>,
     /// `zone_enter`, `zone_exit`, `line_cross`, `dwell`, `count`, `detected`, `plate`,
     /// `plate_match`.
     #[serde(rename = "type")]
@@ -121,8 +124,26 @@ pub(crate) async fn list_events(
             sightline_store::SortOrder::Asc
         }
     };
+    let run = match (q.run.as_deref(), q.job.as_deref()) {
+        (Some(r), Some(j)) if r != j => {
+            errs.push(
+                "job",
+                "a job's events are its run's: give run or job, not both",
+            );
+            None
+        }
+        (Some(r), _) => run_id(Some(r), &mut errs),
+        (None, Some(j)) => match RunId::parse(j) {
+            Ok(r) => Some(r),
+            Err(m) => {
+                errs.push("job", m);
+                None
+            }
+        },
+        (None, None) => None,
+    };
     let query = EventQuery {
-        run: run_id(q.run.as_deref(), &mut errs),
+        run,
         kind,
         class: q.class,
         zone: q.zone,

@@ -3,6 +3,7 @@
 pub mod configs;
 pub mod docs;
 pub mod events;
+pub mod jobs;
 pub mod media;
 pub mod models;
 pub mod plates;

@@ -234,8 +234,14 @@ pub(crate) async fn create_run(
         }
     };
     let mut output = body.output.clone().unwrap_or_else(|| serde_json::json!({}));
-    if let Err(e) = serde_json::from_value::<RunOptions>(output.clone()) {
-        errs.push("output", e.to_string());
+    match serde_json::from_value::<RunOptions>(output.clone()) {
+        Err(e) => errs.push("output", e.to_string()),
+        // Only the jobs API marks a run as a job or lets the engine delete its file.
+        Ok(o) if o.job || o.delete_source => errs.push(
+            "output",
+            "`job` and `delete_source` are set by the jobs API (POST /v1/jobs) only",
+        ),
+        Ok(_) => {}
     }
     // A run created through the API stays confined: the engine checks its source against
     // the policy again right before every connection (whatever the client sent).

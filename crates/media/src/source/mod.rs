@@ -120,6 +120,8 @@ pub struct StreamInfo {
     pub decoder: Option<String>,
     /// RTSP sources: the transport in use (`Tcp` or `Udp`, never `Auto`).
     pub rtsp_transport: Option<RtspTransport>,
+    /// Files: the stream's length, when the container says (progress of a batch job).
+    pub duration: Option<Duration>,
 }
 
 /// One step of a source, as returned by [`Source::next`].
@@ -195,6 +197,7 @@ impl Shared {
             uri: mask_uri(&self.raw_uri),
             decoder: self.decoder.lock().clone(),
             rtsp_transport: self.transport,
+            duration: None,
         });
         drop(st);
         self.startup_cv.notify_all();
@@ -395,6 +398,7 @@ impl Source {
                 uri: mask_uri(&opts.uri),
                 decoder: None,
                 rtsp_transport: transport,
+                duration: None,
             },
             bus_thread: Mutex::new(Some(bus_thread)),
         };
@@ -418,10 +422,16 @@ impl Source {
             if let Some(err) = st.error.take() {
                 return Err(err);
             }
-            if let Some(info) = st.info.clone() {
+            if let Some(mut info) = st.info.clone() {
                 drop(st);
+                if !info.is_live {
+                    info.duration = pipeline
+                        .query_duration::<gst::ClockTime>()
+                        .map(|d| Duration::from_nanos(d.nseconds()))
+                        .filter(|d| !d.is_zero());
+                }
                 tracing::info!(uri = %info.uri, width = info.width, height = info.height,
-                    fps = ?info.fps, decoder = ?info.decoder,
+                    fps = ?info.fps, decoder = ?info.decoder, duration = ?info.duration,
                     rtsp_transport = info.rtsp_transport.map(RtspTransport::as_str),
                     "source opened");
                 source.info = info;

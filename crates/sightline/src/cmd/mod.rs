@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod events;
 pub mod infer;
+pub mod jobs;
 pub mod models;
 pub mod plates;
 pub mod recordings;

@@ -148,6 +148,7 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
         taps: Arc::new(FrameTaps::default()),
         live: Default::default(),
         media: Default::default(),
+        yield_to_live: None,
     };
     tracing::info!(run_id = %f.id, source = %mask_uri(&f.source), model = %config.model.name, "starting run");
     if let Some(s) = &rtsp {

@@ -254,6 +254,12 @@ pub(crate) async fn start_api(
         })
     }));
     opts.sources = p.source_policy.clone();
+    opts.jobs = Some(sightline_api::JobUploads {
+        dir: server.job_upload_dir(),
+        video_dir: server.data_dir.join("jobs"),
+        max_bytes: server.api.jobs.max_upload_bytes,
+        keep_uploads: server.api.jobs.keep_uploads,
+    });
     opts.media = Some(sightline_api::ApiMedia {
         store: p.media.store.clone(),
         status: p.media.status.clone(),

@@ -243,6 +243,11 @@ impl Drop for Guard {
     }
 }
 
+/// A file of the repository, absolute.
+pub fn repo_path(rel: &str) -> String {
+    repo().join(rel).display().to_string()
+}
+
 /// `samples/vtest.avi`, absolute.
 pub fn sample_clip() -> String {
     repo().join("samples/vtest.avi").display().to_string()

@@ -13,6 +13,7 @@ mod camera_outage;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod jobs;
 mod malformed_sources;
 mod media_full;
 mod mqtt_outage;

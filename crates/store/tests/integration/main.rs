@@ -3,6 +3,7 @@
 mod common;
 mod connect;
 mod events;
+mod jobs;
 mod leases;
 mod media;
 mod outbox;
