@@ -37,6 +37,9 @@ pub enum JobsCmd {
         /// Wait for the job to end, with a progress bar; exit code 1 if it fails.
         #[arg(long)]
         wait: bool,
+        /// Job id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
     },
     /// List jobs (JSON lines), optionally by state (queued, running, completed, failed,
     /// cancelled).
@@ -76,6 +79,7 @@ async fn jobs(store: &Store, cmd: JobsCmd) -> anyhow::Result<ExitCode> {
             version,
             annotated,
             wait,
+            id,
         } => {
             let name = match (config, config_file) {
                 (Some(n), None) => n,
@@ -102,7 +106,7 @@ async fn jobs(store: &Store, cmd: JobsCmd) -> anyhow::Result<ExitCode> {
             let rec = store
                 .create_job(
                     NewRun {
-                        id: None,
+                        id: id.as_deref().map(parse_id).transpose()?,
                         source: SourceUri::new(uri)?,
                         config_name: name,
                         config_version: Some(cfg.version),

@@ -1,9 +1,9 @@
-//! SIGKILL of a worker while its run's events are being written, then takeover by another
+//! SIGKILL of a worker while a batch job's events are being written, then takeover by another
 //! worker on the same PostgreSQL: no stored event lost or duplicated, and no event queued
 //! twice for notification.
 //!
-//! The run is the sample clip played once (`--pacing fast`), so the worker that takes it
-//! over replays the file from its start: the events it re-emits carry the ids they had
+//! The job is the sample clip played once at full speed (a job is a file run, ADR 0012), so
+//! the worker that takes it over replays the file from its start: the events it re-emits carry the ids they had
 //! (derived from the run and the rule decision) and the store keeps each once.
 
 use crate::harness::{self, Env, GOLDEN_EVENTS, Guard};
@@ -38,7 +38,16 @@ async fn sigkill_while_events_are_written_loses_and_duplicates_nothing() {
     env.var("SIGHTLINE_CONFIG", server_toml.to_str().unwrap());
     env.cli(&["migrate"]);
     env.config("demo", &harness::demo_toml_lean());
-    env.add_run("clip", "samples/vtest.avi", "demo", &["--pacing", "fast"]);
+    // A batch job: the sample clip played once at full speed (a job is a run, ADR 0012).
+    env.cli(&[
+        "jobs",
+        "add",
+        "samples/vtest.avi",
+        "-c",
+        "demo",
+        "--id",
+        "clip",
+    ]);
 
     let mut a = Guard(Some(env.worker("wa", &[])));
     // Kill in the middle of the stream, while event batches are being written.
@@ -117,6 +126,14 @@ async fn sigkill_while_events_are_written_loses_and_duplicates_nothing() {
         workers,
         ["wa", "wb"],
         "claimed by wa, then taken over by wb"
+    );
+    let job: serde_json::Value = serde_json::from_str(&env.cli(&["jobs", "show", "clip"])).unwrap();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["progress"]["fraction"].as_f64(), Some(1.0), "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert!(
+        std::path::Path::new(&harness::sample_clip()).exists(),
+        "a job added from the CLI never deletes its file"
     );
     harness::pg_drop_db(&admin, &name).await;
 }
