@@ -124,24 +124,19 @@ pub(crate) async fn list_events(
             sightline_store::SortOrder::Asc
         }
     };
-    let run = match (q.run.as_deref(), q.job.as_deref()) {
-        (Some(r), Some(j)) if r != j => {
-            errs.push(
-                "job",
-                "a job's events are its run's: give run or job, not both",
-            );
+    // A job's events are its run's (same id); both filters apply, so two different ids
+    // match nothing.
+    let by_run = run_id(q.run.as_deref(), &mut errs);
+    let by_job = match q.job.as_deref().map(RunId::parse) {
+        None => None,
+        Some(Ok(j)) => Some(j),
+        Some(Err(m)) => {
+            errs.push("job", m);
             None
         }
-        (Some(r), _) => run_id(Some(r), &mut errs),
-        (None, Some(j)) => match RunId::parse(j) {
-            Ok(r) => Some(r),
-            Err(m) => {
-                errs.push("job", m);
-                None
-            }
-        },
-        (None, None) => None,
     };
+    let contradictory = matches!((&by_run, &by_job), (Some(r), Some(j)) if r != j);
+    let run = by_run.or(by_job);
     let query = EventQuery {
         run,
         kind,
@@ -156,6 +151,12 @@ pub(crate) async fn list_events(
     };
     if !errs.is_empty() {
         return Err(ApiError::fields("invalid_query", &errs));
+    }
+    if contradictory {
+        return Ok(Json(EventPage {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
     }
     let page = state.inner.store.query_events(&query).await?;
     let items = page
