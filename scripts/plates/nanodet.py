@@ -1,4 +1,5 @@
-"""NanoDet-m 416 (COCO) in Python: the decoder of ../shared/models/tools/test_nanodet.py.
+"""NanoDet-m 416 (COCO) in Python: a port of the reference decoder that came with the converted model
+(`models/tools/test_nanodet.py` of the model set; see models/PROVENANCE.md).
 
 Input BGR, plain resize to 416x416, (x - [103.53,116.28,123.675]) / [57.375,57.12,58.395]
 (models/PROVENANCE.md). Used by the plate scripts to pick vehicle frames and to check
@@ -15,7 +16,7 @@ MODEL = os.path.join(ROOT, "models", "nanodet-m-416", "model.onnx")
 S = 416
 MEAN = np.array([103.53, 116.28, 123.675], np.float32)
 STD = np.array([57.375, 57.12, 58.395], np.float32)
-# COCO 0-based ids (../shared/models/tools/coco.py)
+# COCO 0-based ids (as in the model set's models/tools/coco.py)
 CAR, MOTORCYCLE, BUS, TRUCK = 2, 3, 5, 7
 VEHICLES = {CAR: "car", MOTORCYCLE: "motorcycle", BUS: "bus", TRUCK: "truck"}
 

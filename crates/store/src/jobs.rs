@@ -281,7 +281,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether `id` is a job (the engine asks when one of its runs ends).
+    /// Whether `id` is a job. (The engine does not ask: it reads the run's `output.job`
+    /// flag, which only the jobs API and `sightline jobs add` set.)
     pub async fn is_job(&self, id: &RunId) -> Result<bool> {
         let n: i64 = on_pool!(self, p => sqlx::query_scalar(
             "SELECT COUNT(*) FROM jobs WHERE id = $1")
