@@ -141,6 +141,14 @@ fn path_or_root(p: &serde_path_to_error::Path) -> String {
 }
 
 impl PipelineConfig {
+    /// The detector a stored config (its JSON body) runs, as a run records it in `models`;
+    /// empty when the body does not parse (stored versions were validated on the way in).
+    pub fn models_of(body: &serde_json::Value) -> Vec<String> {
+        serde_json::from_value::<PipelineConfig>(body.clone())
+            .map(|p| vec![p.model.name])
+            .unwrap_or_default()
+    }
+
     /// Parses TOML; the error names the field.
     pub fn from_toml(text: &str) -> Result<PipelineConfig, PipelineConfigError> {
         // An array where a table belongs (serde would fill the struct by position).

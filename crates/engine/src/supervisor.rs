@@ -225,6 +225,8 @@ pub struct Engine {
     /// Frames the live runs here had dropped at the last check, and since when they drop.
     live_dropped_seen: u64,
     live_pressure_since: Option<Instant>,
+    /// When the ended jobs' uploads were last swept.
+    last_upload_sweep: Option<Instant>,
     reports_tx: mpsc::UnboundedSender<Report>,
     reports_rx: mpsc::UnboundedReceiver<Report>,
     next_generation: u64,
@@ -250,6 +252,7 @@ impl Engine {
             active: HashMap::new(),
             live_dropped_seen: 0,
             live_pressure_since: None,
+            last_upload_sweep: None,
             reports_tx,
             reports_rx,
             next_generation: 1,
@@ -286,6 +289,7 @@ impl Engine {
             "engine started; waiting for runs"
         );
         self.heartbeat().await;
+        self.sweep_uploads().await;
         self.claim(&events_tx).await;
         let mut poll = tokio::time::interval(self.opts.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -301,6 +305,9 @@ impl Engine {
                     self.heartbeat().await;
                     self.follow_desired_state().await;
                     self.watchdog(&events_tx).await;
+                    if self.last_upload_sweep.is_none_or(|t| t.elapsed() >= UPLOAD_SWEEP_EVERY) {
+                        self.sweep_uploads().await;
+                    }
                 }
                 _ = reap.tick() => {
                     self.reap();
@@ -309,6 +316,7 @@ impl Engine {
                 _ = nudged(&self.shared) => {
                     self.claim(&events_tx).await;
                     self.follow_desired_state().await;
+                    self.sweep_uploads().await;
                 }
                 Some(r) = self.reports_rx.recv() => self.persist(r).await,
                 notice = recv_notice(&mut listener) => {
@@ -711,13 +719,24 @@ impl Engine {
             crate::telemetry::JobEnded { job: id, to, snap }.emit();
         }
         if let Some(path) = upload {
-            match std::fs::remove_file(&path) {
-                Ok(()) => tracing::info!(run_id = %id, path = %path.display(), "upload deleted"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(run_id = %id, path = %path.display(), error = %e, "cannot delete the upload")
-                }
+            delete_upload(&self.store, id, &path).await;
+        }
+    }
+
+    /// Deletes the uploads of ended jobs that are still recorded (a job cancelled while
+    /// queued never reaches a pipeline; a worker may die as its job ends). Any worker does
+    /// it: at start, when nudged (the API cancelled a job) and every [`UPLOAD_SWEEP_EVERY`].
+    async fn sweep_uploads(&mut self) {
+        self.last_upload_sweep = Some(Instant::now());
+        let found = match self.store.ended_job_uploads(100).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the ended jobs' uploads");
+                return;
             }
+        };
+        for (id, path) in found {
+            delete_upload(&self.store, &id, std::path::Path::new(&path)).await;
         }
     }
 
@@ -890,6 +909,24 @@ impl Engine {
         for id in ids {
             self.forget(&id);
         }
+    }
+}
+
+/// How often a worker looks for uploads of ended jobs left on disk.
+const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Deletes a job's upload and forgets its path (a file already gone counts as deleted).
+async fn delete_upload(store: &Store, id: &RunId, path: &std::path::Path) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => tracing::info!(run_id = %id, path = %path.display(), "upload deleted"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(run_id = %id, path = %path.display(), error = %e, "cannot delete the upload");
+            return;
+        }
+    }
+    if let Err(e) = store.forget_job_upload(id).await {
+        tracing::warn!(run_id = %id, error = %e, "upload deleted, its path not forgotten");
     }
 }
 

@@ -5,9 +5,9 @@
 
 use crate::codec::{corrupt, ts};
 use crate::error::{CorruptRow, Result, StoreError};
-use crate::page::{Page, clamp_limit};
+use crate::page::{Page, clamp_limit, paginate};
 use crate::runs::{NewRun, RunRecord, RunRow, run_cols};
-use crate::store::{Store, on_pool, on_tx};
+use crate::store::{Backend, Store, on_pool, on_tx};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -120,6 +120,25 @@ impl JobProgress {
     }
 }
 
+impl JobProgress {
+    /// What a completed job should tell its reader: the video ended before the length its
+    /// container announces (a truncated or damaged file, processed up to the damage).
+    pub fn warnings(&self, state: JobState) -> Vec<String> {
+        let mut out = Vec::new();
+        if state == JobState::Completed
+            && let Some(d) = self.duration_s
+            && self.position_s + 1.0 < d
+        {
+            out.push(format!(
+                "the video ended at {:.1} s of the {:.1} s its container announces: the file \
+                 is probably truncated or damaged; it was processed up to the damage",
+                self.position_s, d
+            ));
+        }
+        out
+    }
+}
+
 impl JobRecord {
     /// Progress from the stored statistics.
     pub fn progress(&self) -> JobProgress {
@@ -127,7 +146,7 @@ impl JobRecord {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct JobRow {
     id: String,
     file_name: String,
@@ -216,21 +235,8 @@ impl Store {
             qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit) + 1);
             qb.build_query_as::<RunRow>().fetch_all(p).await?
         });
-        let more = runs.len() > limit as usize;
-        let mut runs = runs;
-        runs.truncate(limit as usize);
-        let next_cursor = if more {
-            runs.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        let mut page = Page {
-            items: Vec::with_capacity(runs.len()),
-            next_cursor,
-            corrupt: Vec::new(),
-        };
         if runs.is_empty() {
-            return Ok(page);
+            return Ok(Page::empty());
         }
         let jobs: Vec<JobRow> = on_pool!(self, p => {
             let mut qb = sqlx::QueryBuilder::new(
@@ -242,24 +248,22 @@ impl Store {
             qb.push(")");
             qb.build_query_as::<JobRow>().fetch_all(p).await?
         });
-        let mut jobs: std::collections::HashMap<String, JobRow> =
+        let jobs: std::collections::HashMap<String, JobRow> =
             jobs.into_iter().map(|j| (j.id.clone(), j)).collect();
-        for r in runs {
-            let key = r.id.clone();
-            let decoded = r.decode().and_then(|run| match jobs.remove(&key) {
-                Some(j) => decode(run, j),
-                // Deleted between the two queries.
-                None => Err(corrupt(T, &key, "job row vanished while listing")),
-            });
-            match decoded {
-                Ok(j) => page.items.push(j),
-                Err(c) => {
-                    tracing::error!(table = c.table, key = %c.key, detail = %c.detail, "corrupt row skipped");
-                    page.corrupt.push(c);
+        Ok(paginate(
+            runs,
+            limit,
+            |r| r.id.clone(),
+            |r| {
+                let key = r.id.clone();
+                let run = r.decode()?;
+                match jobs.get(&key) {
+                    Some(j) => decode(run, j.clone()),
+                    // Deleted between the two queries.
+                    None => Err(corrupt(T, &key, "job row vanished while listing")),
                 }
-            }
-        }
-        Ok(page)
+            },
+        ))
     }
 
     /// How many jobs are in each state (every state listed, zeros included).
@@ -298,6 +302,46 @@ impl Store {
         let job = self.get_job(id).await?;
         self.delete_run(id).await?;
         Ok(job)
+    }
+
+    /// Uploads the server owns (`output.delete_source`) of jobs that ended, still recorded
+    /// (at most `limit`, oldest job first): what the engine's sweep deletes — the upload of a
+    /// job cancelled while queued, or of one whose worker died as it ended.
+    pub async fn ended_job_uploads(&self, limit: u32) -> Result<Vec<(RunId, String)>> {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT j.id, j.upload_path FROM jobs j JOIN runs r ON r.id = j.id \
+                 WHERE j.upload_path IS NOT NULL \
+                 AND json_extract(r.output, '$.delete_source') = 1 AND r.state IN ("
+            }
+            Backend::Postgres => {
+                "SELECT j.id, j.upload_path FROM jobs j JOIN runs r ON r.id = j.id \
+                 WHERE j.upload_path IS NOT NULL \
+                 AND (r.output ->> 'delete_source') = 'true' AND r.state IN ("
+            }
+        };
+        let rows: Vec<(String, String)> = on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new(sql);
+            let mut sep = qb.separated(", ");
+            for s in sightline_core::RunState::ALL.into_iter().filter(|s| s.is_terminal()) {
+                sep.push_bind(s.as_str());
+            }
+            qb.push(") ORDER BY j.id LIMIT ").push_bind(i64::from(limit.max(1)));
+            qb.build_query_as().fetch_all(p).await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, path)| Some((RunId::parse(&id).ok()?, path)))
+            .collect())
+    }
+
+    /// The job's upload was deleted: its path is forgotten (the sweep stops looking at it).
+    pub async fn forget_job_upload(&self, id: &RunId) -> Result<()> {
+        on_pool!(self, p => sqlx::query("UPDATE jobs SET upload_path = NULL WHERE id = $1")
+            .bind(id.as_str())
+            .execute(p)
+            .await?);
+        Ok(())
     }
 
     /// Events a run stored, counted by type, rule and class.

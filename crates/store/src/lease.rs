@@ -158,7 +158,8 @@ async fn finish_stop(
 
 impl Store {
     /// Claims work for `worker`: `pending` runs, and active runs whose lease expired
-    /// (takeover), oldest first, up to `max_runs` minus the runs `worker` already holds with
+    /// (takeover), runs before jobs (a live camera waits for no batch job) and oldest first,
+    /// up to `max_runs` minus the runs `worker` already holds with
     /// a live lease. Each claimed run becomes `starting`, owned by `worker` with a lease of
     /// `lease_ttl`, its `attempts` incremented and the transition recorded (reason `claimed`
     /// or `lease_expired`). Expired runs whose stop was requested are finished (`stopped`)
@@ -191,7 +192,8 @@ impl Store {
                  OR (state IN ",
                 active_states!(),
                 " AND lease_expires_at < $1) \
-                 ORDER BY created_at, id LIMIT $2"
+                 ORDER BY EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.id), created_at, id \
+                 LIMIT $2"
             ),
             Backend::Postgres => concat!(
                 "SELECT id, state, desired_state, owner FROM runs \
@@ -199,7 +201,8 @@ impl Store {
                  OR (state IN ",
                 active_states!(),
                 " AND lease_expires_at < $1) \
-                 ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                 ORDER BY EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.id), created_at, id \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED"
             ),
         };
         let candidates: Vec<(String, String, String, Option<String>)> = on_tx!(&mut tx, c => sqlx::query_as(sql)

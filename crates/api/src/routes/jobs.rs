@@ -161,8 +161,7 @@ fn f(v: &Value, k: &str) -> Option<f64> {
     v.get(k).and_then(Value::as_f64)
 }
 
-fn progress(state: JobState, stats: &Value) -> ProgressDto {
-    let p = sightline_store::JobProgress::of(state, stats);
+fn progress(p: sightline_store::JobProgress) -> ProgressDto {
     ProgressDto {
         frames_done: p.frames_done,
         total_frames: p.total_frames,
@@ -183,18 +182,9 @@ fn dto(state: &ApiState, j: JobRecord) -> JobDto {
         .status(&j.run.id)
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or_else(|| j.run.stats.clone());
-    let progress = progress(j.state, &stats);
-    let mut warnings = Vec::new();
-    if j.state == JobState::Completed
-        && let Some(d) = progress.duration_s
-        && progress.position_s + 1.0 < d
-    {
-        warnings.push(format!(
-            "the video ended at {:.1} s of the {:.1} s its container announces: the file is \
-             probably truncated or damaged; it was processed up to the damage",
-            progress.position_s, d
-        ));
-    }
+    let p = sightline_store::JobProgress::of(j.state, &stats);
+    let warnings = p.warnings(j.state);
+    let progress = progress(p);
     let annotated = j.run.output.get("mp4").is_some_and(Value::is_string);
     JobDto {
         video_url: (annotated && j.state == JobState::Completed)
@@ -495,9 +485,7 @@ pub(crate) async fn create_job(
             _ => ApiError::fields("invalid_job", &errs),
         });
     };
-    let models = serde_json::from_value::<PipelineConfig>(cfg.body.clone())
-        .map(|p| vec![p.model.name])
-        .unwrap_or_default();
+    let models = PipelineConfig::models_of(&cfg.body);
     let id = RunId::generate();
     let video = match (&uploads, annotated) {
         (Some(up), true) => Some(up.video_dir.join(format!("{id}.mp4"))),
@@ -689,7 +677,8 @@ pub(crate) async fn job_summary(
 }
 
 /// Cancel a job (a queued one at once; a running one at its next frame). Its upload is
-/// deleted; the events it already stored stay.
+/// deleted by a worker (this server's at once, any other within 30 s); the events it already
+/// stored stay.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
     responses((status = 202, body = JobDto), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn cancel_job(
@@ -697,18 +686,10 @@ pub(crate) async fn cancel_job(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<JobDto>)> {
     let id = parse_job_id(&id)?;
-    let job = state.inner.store.get_job(&id).await?;
+    state.inner.store.get_job(&id).await?;
     state.inner.store.request_stop(&id).await?;
-    // A queued job never reaches a worker: its upload goes here.
-    let rec = state.inner.store.get_job(&id).await?;
-    if rec.state == JobState::Cancelled
-        && job.state == JobState::Queued
-        && let Some(p) = rec.upload_path.as_deref()
-        && rec.run.output.get("delete_source") == Some(&Value::Bool(true))
-    {
-        let _ = tokio::fs::remove_file(p).await;
-    }
     state.inner.engine.nudge();
+    let rec = state.inner.store.get_job(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(dto(&state, rec))))
 }
 

@@ -271,9 +271,7 @@ pub(crate) async fn create_run(
     };
     let models = match (&body.models, &cfg) {
         (Some(m), _) => m.clone(),
-        (None, Some(c)) => serde_json::from_value::<PipelineConfig>(c.body.clone())
-            .map(|p| vec![p.model.name])
-            .unwrap_or_default(),
+        (None, Some(c)) => PipelineConfig::models_of(&c.body),
         (None, None) => Vec::new(),
     };
     let (Some(source), Some(cfg), true) = (source, cfg, errs.is_empty()) else {

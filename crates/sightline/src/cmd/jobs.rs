@@ -4,9 +4,8 @@
 //! progress bar (frames, fps, ETA) on stderr, prints the summary on stdout and exits non-zero
 //! when the job fails or is cancelled.
 
-use super::runs::{put_config_file, source_uri};
+use super::runs::{config_to_use, source_uri};
 use super::serve::{open_store, runtime};
-use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 use sightline_config::{PipelineConfig, ServerConfig};
@@ -81,23 +80,9 @@ async fn jobs(store: &Store, cmd: JobsCmd) -> anyhow::Result<ExitCode> {
             wait,
             id,
         } => {
-            let name = match (config, config_file) {
-                (Some(n), None) => n,
-                (None, Some(f)) => {
-                    let n = f
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "default".into());
-                    put_config_file(store, &n, &f).await?;
-                    n
-                }
-                (None, None) => bail!("--config NAME or --config-file FILE is required"),
-                (Some(_), Some(_)) => unreachable!("clap refuses both"),
-            };
+            let name = config_to_use(store, config, config_file, None).await?;
             let cfg = store.get_config(&name, version).await?;
-            let models = serde_json::from_value::<PipelineConfig>(cfg.body.clone())
-                .map(|p| vec![p.model.name])
-                .unwrap_or_default();
+            let models = PipelineConfig::models_of(&cfg.body);
             let uri = source_uri(&file.to_string_lossy())?;
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             let annotated = annotated
@@ -187,6 +172,8 @@ async fn jobs(store: &Store, cmd: JobsCmd) -> anyhow::Result<ExitCode> {
 
 /// What the CLI prints of a job.
 fn view(j: &JobRecord) -> serde_json::Value {
+    let progress = j.progress();
+    let warnings = progress.warnings(j.state);
     json!({
         "id": j.run.id.to_string(),
         "state": j.state,
@@ -197,7 +184,8 @@ fn view(j: &JobRecord) -> serde_json::Value {
         "created_at": j.created_at,
         "ended_at": j.run.ended_at,
         "attempts": j.run.attempts,
-        "progress": j.progress(),
+        "progress": progress,
+        "warnings": warnings,
         "error": j.run.last_error.as_ref().filter(|_| j.state == JobState::Failed),
     })
 }

@@ -110,6 +110,30 @@ pub async fn put_config_file(store: &Store, name: &str, file: &Path) -> anyhow::
     Ok(store.put_config_version(name, &body).await?.version)
 }
 
+/// The config a new run or job uses: `--config NAME` as stored, or `--config-file FILE`
+/// validated and stored (under `name`, else the file's stem) first.
+pub async fn config_to_use(
+    store: &Store,
+    config: Option<String>,
+    config_file: Option<PathBuf>,
+    name: Option<String>,
+) -> anyhow::Result<String> {
+    match (config, config_file) {
+        (Some(n), None) => Ok(n),
+        (None, Some(f)) => {
+            let n = name.unwrap_or_else(|| {
+                f.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "default".into())
+            });
+            put_config_file(store, &n, &f).await?;
+            Ok(n)
+        }
+        (None, None) => bail!("--config NAME or --config-file FILE is required"),
+        (Some(_), Some(_)) => bail!("--config and --config-file: give one of them"),
+    }
+}
+
 async fn runs(store: &Store, cmd: RunsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         RunsCmd::Add {
@@ -123,20 +147,7 @@ async fn runs(store: &Store, cmd: RunsCmd) -> anyhow::Result<ExitCode> {
             pacing,
             mp4,
         } => {
-            let name = match (config, config_file) {
-                (Some(n), None) => n,
-                (None, Some(f)) => {
-                    let n = config_name.unwrap_or_else(|| {
-                        f.file_stem()
-                            .map(|s| s.to_string_lossy().into_owned())
-                            .unwrap_or_else(|| "default".into())
-                    });
-                    put_config_file(store, &n, &f).await?;
-                    n
-                }
-                (None, None) => bail!("--config NAME or --config-file FILE is required"),
-                (Some(_), Some(_)) => unreachable!("clap refuses both"),
-            };
+            let name = config_to_use(store, config, config_file, config_name).await?;
             if let Some(p) = &pacing
                 && !matches!(p.as_str(), "realtime" | "fast" | "live")
             {

@@ -1,6 +1,7 @@
 //! Batch jobs end to end with the real binary: an upload through the real server becomes a
 //! completed job whose events are the golden replay's; bad uploads (not a video, over the
-//! limit by `Content-Length` or by counting, aborted mid-way) leave nothing behind; two
+//! limit by `Content-Length` or by counting, aborted mid-way, the disk full) leave nothing
+//! behind; the same upload on PostgreSQL, with a queued job cancelled (its upload swept); two
 //! workers on PostgreSQL share six queued jobs without running one twice.
 
 use crate::common::{free_port, http};
@@ -8,7 +9,8 @@ use crate::harness::{self, Env, GOLDEN_EVENTS, Guard};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BOUNDARY: &str = "sightline-test-boundary-7d1f";
@@ -107,7 +109,13 @@ fn wait_job(port: u16, id: &str, within: Duration, env: &Env) -> (Value, f64) {
 }
 
 fn serve(env: &Env, port: u16) -> Guard {
-    let g = Guard(Some(env.spawn("srv", &["serve", "--rtsp-port", "0"])));
+    serve_with(env, port, &[])
+}
+
+fn serve_with(env: &Env, port: u16, extra: &[&str]) -> Guard {
+    let mut args = vec!["serve", "--rtsp-port", "0"];
+    args.extend_from_slice(extra);
+    let g = Guard(Some(env.spawn("srv", &args)));
     harness::wait_for(Duration::from_secs(60), "the API", || {
         http(port, "GET", "/health", None).map(|_| ())
     });
@@ -340,4 +348,118 @@ async fn two_workers_on_postgres_share_six_jobs_without_running_one_twice() {
         t0.elapsed().as_secs_f64()
     );
     harness::pg_drop_db(&admin, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_an_upload_completes_and_a_cancelled_queued_job_leaves_no_upload() {
+    let admin = harness::pg_admin_url();
+    let (db, name) = harness::pg_fresh_db(&admin, "jobup").await;
+    let port = free_port();
+    let mut env = Env::postgres(&db);
+    env.var("SIGHTLINE_API__BIND", format!("127.0.0.1:{port}"));
+    env.var("SIGHTLINE_API__JOBS__MAX_UPLOAD_BYTES", "12000000");
+    env.cli(&["migrate"]);
+    env.config("demo", &harness::demo_toml_lean());
+    // One run at a time: the second job waits in the queue.
+    let _srv = serve_with(&env, port, &["--max-runs", "1"]);
+    let upload_dir = env.path("uploads/jobs");
+    let clip = std::fs::read(harness::sample_clip()).unwrap();
+    let post = |name: &str| {
+        let (status, body) = upload(port, &[("config", "demo")], Some((name, &clip)));
+        assert_eq!(status, 201, "{body}\n{}", env.log("srv"));
+        let j: Value = serde_json::from_str(&body).unwrap();
+        j["id"].as_str().unwrap().to_owned()
+    };
+    let first = post("first.avi");
+    let second = post("second.avi");
+    let j = get_json(port, &format!("/v1/jobs/{second}"));
+    assert_eq!(j["state"], "queued", "{j}");
+    assert_eq!(uploads_left(&upload_dir).len(), 2);
+    let (status, body) = http(port, "POST", &format!("/v1/jobs/{second}/cancel"), None).unwrap();
+    assert_eq!(status, 202, "{body}");
+    let j = get_json(port, &format!("/v1/jobs/{second}"));
+    assert_eq!(j["state"], "cancelled", "{j}");
+    // The queued job never reaches a pipeline; the worker's sweep deletes its upload.
+    harness::wait_for(Duration::from_secs(10), "the cancelled upload deleted", || {
+        (uploads_left(&upload_dir).len() == 1).then_some(())
+    });
+
+    let (done, _) = wait_job(port, &first, Duration::from_secs(300), &env);
+    assert_eq!(done["state"], "completed", "{done}\n{}", env.log("srv"));
+    assert_eq!(done["progress"]["fraction"].as_f64(), Some(1.0), "{done}");
+    let events = harness::wait_for(Duration::from_secs(20), "the job's events", || {
+        let page = get_json(port, &format!("/v1/events?job={first}&limit=1000"));
+        let items = page["items"].as_array().unwrap().clone();
+        (items.len() >= GOLDEN_EVENTS).then_some(items)
+    });
+    assert_eq!(events.len(), GOLDEN_EVENTS);
+    assert_eq!(harness::duplicates(&events), 0);
+    let summary = get_json(port, &format!("/v1/jobs/{first}/summary"));
+    assert_eq!(summary["events_total"].as_u64(), Some(GOLDEN_EVENTS as u64));
+    harness::wait_for(Duration::from_secs(10), "every upload deleted", || {
+        uploads_left(&upload_dir).is_empty().then_some(())
+    });
+    harness::pg_drop_db(&admin, &name).await;
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The upload folder is a 4 MB tmpfs (mounted by the test, as root): an 8 MB upload runs out
+/// of space half-way → 507, the partial file removed, the server still serving; a small one
+/// afterwards is accepted.
+#[test]
+fn an_upload_that_fills_the_disk_is_refused_with_507_and_leaves_nothing() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !is_root {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let port = free_port();
+    let mut env = Env::sqlite();
+    let vol = env.path("uploads-vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&vol)
+        .status()
+        .unwrap()
+        .success();
+    assert!(mounted, "mount a 4 MB tmpfs on {}", vol.display());
+    let _unmount = Unmount(vol.clone());
+    env.var("SIGHTLINE_API__BIND", format!("127.0.0.1:{port}"));
+    env.var("SIGHTLINE_API__JOBS__MAX_UPLOAD_BYTES", "12000000");
+    env.var("SIGHTLINE_API__JOBS__UPLOAD_DIR", vol.to_str().unwrap());
+    env.cli(&["migrate"]);
+    env.config("demo", &harness::demo_toml_lean());
+    let _srv = serve(&env, port);
+
+    let clip = std::fs::read(harness::sample_clip()).unwrap();
+    assert!(clip.len() > 6_000_000, "the clip is larger than the volume");
+    let (status, body) = upload(port, &[("config", "demo")], Some(("vtest.avi", &clip)));
+    assert_eq!(status, 507, "{body}\n{}", env.log("srv"));
+    assert!(body.contains("insufficient_storage"), "{body}");
+    harness::wait_for(Duration::from_secs(10), "no partial upload left", || {
+        uploads_left(&vol).is_empty().then_some(())
+    });
+    let (status, _) = http(port, "GET", "/health", None).unwrap();
+    assert_eq!(status, 200, "the server still serves");
+    let listed = get_json(port, "/v1/jobs");
+    assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");
+    // Room again (the failed upload freed its space): a small upload is accepted.
+    let (status, body) = upload(
+        port,
+        &[("config", "demo")],
+        Some(("cut.avi", &clip[..1_000_000])),
+    );
+    assert_eq!(status, 201, "{body}\n{}", env.log("srv"));
+    eprintln!("FIGURE: upload of 8.1 MB into a 4 MB upload folder: 507, nothing left behind");
 }

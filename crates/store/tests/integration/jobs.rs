@@ -132,3 +132,66 @@ async fn jobs_are_runs(db: &TestDb) {
 }
 
 both_backends!(jobs_are_runs);
+
+/// The engine's upload sweep sees the uploads the server owns of jobs that ended, and stops
+/// seeing one once it is forgotten; kept uploads and active jobs are left alone.
+async fn ended_job_uploads_are_what_the_sweep_deletes(db: &TestDb) {
+    let s = &db.store;
+    seed_config(s).await;
+    let make = |name: &str, delete: bool| {
+        let (mut run, job) = new_job(name);
+        run.output["delete_source"] = json!(delete);
+        (run, job)
+    };
+    let (r, j) = make("owned.mp4", true);
+    let owned = s.create_job(r, j).await.unwrap().run.id;
+    let (r, j) = make("kept.mp4", false);
+    let kept = s.create_job(r, j).await.unwrap().run.id;
+    let (r, j) = make("queued.mp4", true);
+    let queued = s.create_job(r, j).await.unwrap().run.id;
+    assert!(s.ended_job_uploads(10).await.unwrap().is_empty());
+    // Cancelled while queued: ended, the upload still recorded.
+    s.request_stop(&owned).await.unwrap();
+    s.request_stop(&kept).await.unwrap();
+    assert_eq!(s.get_job(&owned).await.unwrap().state, JobState::Cancelled);
+    let found = s.ended_job_uploads(10).await.unwrap();
+    assert_eq!(found, vec![(owned.clone(), "/up/owned.mp4".to_owned())]);
+    s.forget_job_upload(&owned).await.unwrap();
+    assert!(s.ended_job_uploads(10).await.unwrap().is_empty());
+    assert_eq!(s.get_job(&owned).await.unwrap().upload_path, None);
+    assert_eq!(
+        s.get_job(&kept).await.unwrap().upload_path.as_deref(),
+        Some("/up/kept.mp4")
+    );
+    assert_eq!(s.get_job(&queued).await.unwrap().state, JobState::Queued);
+}
+
+both_backends!(ended_job_uploads_are_what_the_sweep_deletes);
+
+/// A worker with one free slot takes the plain (live) run created after two queued jobs.
+async fn runs_are_claimed_before_jobs(db: &TestDb) {
+    let s = &db.store;
+    seed_config(s).await;
+    for name in ["a.mp4", "b.mp4"] {
+        let (run, job) = new_job(name);
+        s.create_job(run, job).await.unwrap();
+    }
+    let live = s
+        .create_run(NewRun::new(SourceUri::new("test://bars").unwrap(), "cfg"))
+        .await
+        .unwrap();
+    let first = s
+        .claim_runs("w1", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, live.id, "the run goes first");
+    let next = s
+        .claim_runs("w1", 2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(s.is_job(&next[0].id).await.unwrap());
+}
+
+both_backends!(runs_are_claimed_before_jobs);
