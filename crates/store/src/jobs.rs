@@ -340,7 +340,8 @@ impl Store {
         on_pool!(self, p => sqlx::query("UPDATE jobs SET upload_path = NULL WHERE id = $1")
             .bind(id.as_str())
             .execute(p)
-            .await?);
+            .await?
+            .rows_affected());
         Ok(())
     }
 

@@ -380,9 +380,11 @@ async fn on_postgres_an_upload_completes_and_a_cancelled_queued_job_leaves_no_up
     let j = get_json(port, &format!("/v1/jobs/{second}"));
     assert_eq!(j["state"], "cancelled", "{j}");
     // The queued job never reaches a pipeline; the worker's sweep deletes its upload.
-    harness::wait_for(Duration::from_secs(10), "the cancelled upload deleted", || {
-        (uploads_left(&upload_dir).len() == 1).then_some(())
-    });
+    harness::wait_for(
+        Duration::from_secs(10),
+        "the cancelled upload deleted",
+        || (uploads_left(&upload_dir).len() == 1).then_some(()),
+    );
 
     let (done, _) = wait_job(port, &first, Duration::from_secs(300), &env);
     assert_eq!(done["state"], "completed", "{done}\n{}", env.log("srv"));
