@@ -107,6 +107,26 @@ fn nanodet_matches_the_python_reference() {
     assert_matches(&dets, &gold, 0.35, 3.0);
 }
 
+/// The INT8 copy (`scripts/quantize`, gated at F1 0.95 against fp32 on 60 held-back frames)
+/// loads through the same manifest path and, on frame 100, finds the fp32 model's confident
+/// detections: every fp32 detection scoring >= 0.45 has an int8 one of its class with IoU
+/// >= 0.5, and the people count stays within one.
+#[test]
+fn nanodet_int8_agrees_with_fp32() {
+    let (fp32, labels) = infer("nanodet-m-416");
+    let (int8, labels8) = infer("nanodet-m-416-int8");
+    assert!(labels.iter().eq(labels8.iter()), "same classes");
+    let people = |d: &[Detection]| count(d, &labels, "person") as i64;
+    assert!(people(&int8) >= 5, "{int8:?}");
+    assert!((people(&int8) - people(&fp32)).abs() <= 1, "{fp32:?}\n{int8:?}");
+    for f in fp32.iter().filter(|d| d.score >= 0.45) {
+        let found = int8
+            .iter()
+            .any(|q| q.class_id == f.class_id && q.bbox.iou(&f.bbox) >= 0.5);
+        assert!(found, "fp32 {f:?} has no int8 counterpart in {int8:?}");
+    }
+}
+
 #[test]
 fn centernet_matches_the_python_reference() {
     let gold = golden("golden_centernet_frame100.json");

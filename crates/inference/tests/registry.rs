@@ -30,6 +30,7 @@ fn builtin_models_are_always_there() {
         [
             "centernet-mbv3-512",
             DEFAULT_MODEL,
+            "nanodet-m-416-int8",
             "rdn-medium-x2",
             "rdn-medium-x4"
         ]
