@@ -59,6 +59,9 @@ impl Default for ServerConfig {
 pub struct EngineSection {
     /// Maximum runs this worker executes at once.
     pub max_runs: u32,
+    /// At most this many of those runs are batch jobs, so a live camera added behind a backlog
+    /// of jobs always finds a slot. Default: half of `max_runs` (at least 1).
+    pub max_jobs: Option<u32>,
     /// How often the database is polled for new runs (milliseconds). On PostgreSQL,
     /// LISTEN/NOTIFY makes pickup immediate and polling is the safety net.
     pub poll_interval_ms: u64,
@@ -70,10 +73,21 @@ pub struct EngineSection {
     pub shutdown_timeout_s: u64,
 }
 
+impl EngineSection {
+    /// How many batch jobs a worker running `max_runs` takes at once: `max_jobs`, or half of
+    /// `max_runs` (at least 1), never more than `max_runs`.
+    pub fn jobs_limit(&self, max_runs: u32) -> u32 {
+        self.max_jobs
+            .unwrap_or((max_runs / 2).max(1))
+            .clamp(1, max_runs.max(1))
+    }
+}
+
 impl Default for EngineSection {
     fn default() -> Self {
         EngineSection {
             max_runs: 8,
+            max_jobs: None,
             poll_interval_ms: 1000,
             lease_ttl_s: 15,
             heartbeat_s: 5,
@@ -339,6 +353,9 @@ impl ServerConfig {
         let en = &self.engine;
         if en.max_runs == 0 {
             e.push("engine.max_runs", "must be at least 1");
+        }
+        if en.max_jobs == Some(0) {
+            e.push("engine.max_jobs", "must be at least 1 (jobs would never run)");
         }
         if en.poll_interval_ms == 0 {
             e.push("engine.poll_interval_ms", "must be at least 1");

@@ -91,6 +91,7 @@ async fn run_once(
             worker_id: "w".into(),
             host: "bench".into(),
             max_runs: 1,
+            max_jobs: 1,
             poll_interval: Duration::from_millis(50),
             lease_ttl: Duration::from_secs(10),
             heartbeat: Duration::from_secs(1),

@@ -32,6 +32,8 @@ pub struct EngineOptions {
     pub worker_id: String,
     pub host: String,
     pub max_runs: u32,
+    /// At most this many of the `max_runs` are batch jobs (live runs keep the rest).
+    pub max_jobs: u32,
     pub poll_interval: Duration,
     pub lease_ttl: Duration,
     pub heartbeat: Duration,
@@ -285,6 +287,7 @@ impl Engine {
         tracing::info!(
             worker = %self.opts.worker_id,
             max_runs = self.opts.max_runs,
+            max_jobs = self.opts.max_jobs,
             listen = listener.is_some(),
             "engine started; waiting for runs"
         );
@@ -425,9 +428,10 @@ impl Engine {
         }
         let claimed = match self
             .store
-            .claim_runs(
+            .claim_work(
                 &self.opts.worker_id,
                 self.opts.max_runs,
+                self.opts.max_jobs,
                 self.opts.lease_ttl,
             )
             .await

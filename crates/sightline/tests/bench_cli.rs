@@ -6,6 +6,9 @@
 //!
 //! `sightline upscale` writes a PNG of the scaled size that is closer to the original than the
 //! low-resolution input was, and refuses an unknown model by name.
+//!
+//! `sightline models quantize` refuses non-detectors and, where the Python tools are
+//! installed, registers a gated INT8 copy with its report.
 
 use serde_json::Value;
 use std::path::Path;
@@ -147,4 +150,91 @@ fn upscale_writes_a_sharper_png() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `sightline models quantize`: refuses what it cannot quantise before running anything; with
+/// the Python tools installed (`.venv-bench`, not in CI: `scripts/test` skips them), makes an
+/// INT8 copy of the default detector, gated on agreement, and registers it with its report.
+#[test]
+fn models_quantize_refuses_non_detectors_and_registers_a_gated_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let sightline = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .current_dir(&repo)
+            .env("SIGHTLINE_DATA_DIR", dir.path().join("data"))
+            .env("SIGHTLINE_LOG__LEVEL", "warn")
+            .env_remove("RUST_LOG")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = sightline(&[
+        "models",
+        "quantize",
+        "rdn-medium-x2",
+        "--calibration",
+        "samples/vtest.avi",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("only detectors can be quantised"), "{err}");
+    let out = sightline(&[
+        "models",
+        "quantize",
+        "nanodet-m-416",
+        "--calibration",
+        "samples/nope.avi",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--calibration samples/nope.avi"), "{err}");
+
+    let python = repo.join(".venv-bench/bin/python");
+    let has_tools = Command::new(&python)
+        .args(["-c", "import onnx, onnxruntime, cv2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_tools {
+        eprintln!("SKIPPED the quantisation itself: no .venv-bench with onnx (scripts/setup)");
+        return;
+    }
+    let out = sightline(&[
+        "models",
+        "quantize",
+        "nanodet-m-416",
+        "--calibration",
+        "samples/vtest.avi",
+        "--as",
+        "nano-q",
+        "--calib-frames",
+        "30",
+        "--min-f1",
+        "0.8",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("added nano-q"), "{text}");
+    let list: Value =
+        serde_json::from_slice(&sightline(&["models", "list", "--json"]).stdout).unwrap();
+    let q = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "nano-q")
+        .expect("registered");
+    assert_eq!(q["builtin"], false);
+    let onnx = Path::new(q["onnx_path"].as_str().unwrap());
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(onnx.with_file_name("quantization.json")).unwrap(),
+    )
+    .unwrap();
+    let f1 = report.pointer("/evaluation/f1");
+    assert!(f1.and_then(Value::as_f64).unwrap() >= 0.8, "{report}");
+    // Smaller than the fp32 file (15 MB): int8 weights.
+    assert!(q["size_bytes"].as_u64().unwrap() < 6_000_000, "{q}");
 }

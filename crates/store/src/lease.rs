@@ -171,6 +171,18 @@ impl Store {
         max_runs: u32,
         lease_ttl: Duration,
     ) -> Result<Vec<RunRecord>> {
+        self.claim_work(worker, max_runs, max_runs, lease_ttl).await
+    }
+
+    /// [`Store::claim_runs`], holding at most `max_jobs` batch jobs (of the `max_runs`) at
+    /// once, so some capacity is always left for live runs.
+    pub async fn claim_work(
+        &self,
+        worker: &str,
+        max_runs: u32,
+        max_jobs: u32,
+        lease_ttl: Duration,
+    ) -> Result<Vec<RunRecord>> {
         let now = self.now_ms();
         let until = now.saturating_add(dur_ms(lease_ttl));
         let mut tx = self.begin_write().await?;
@@ -185,33 +197,46 @@ impl Store {
         if free <= 0 {
             return Ok(Vec::new());
         }
+        let held_jobs: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM runs WHERE owner = $1 AND lease_expires_at >= $2 \
+             AND id IN (SELECT id FROM jobs) AND state IN ",
+            active_states!()))
+            .bind(worker)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?);
+        let mut free_jobs = i64::from(max_jobs) - held_jobs;
         let sql = match tx.dialect() {
             Backend::Sqlite => concat!(
-                "SELECT id, state, desired_state, owner FROM runs \
+                "SELECT id, state, desired_state, owner, \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.id) \
+                 THEN 1 ELSE 0 END AS BIGINT) AS is_job FROM runs \
                  WHERE (state = 'pending' AND desired_state = 'run') \
                  OR (state IN ",
                 active_states!(),
                 " AND lease_expires_at < $1) \
-                 ORDER BY EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.id), created_at, id \
+                 ORDER BY is_job, created_at, id \
                  LIMIT $2"
             ),
             Backend::Postgres => concat!(
-                "SELECT id, state, desired_state, owner FROM runs \
+                "SELECT id, state, desired_state, owner, \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.id) \
+                 THEN 1 ELSE 0 END AS BIGINT) AS is_job FROM runs \
                  WHERE (state = 'pending' AND desired_state = 'run') \
                  OR (state IN ",
                 active_states!(),
                 " AND lease_expires_at < $1) \
-                 ORDER BY EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.id), created_at, id \
+                 ORDER BY is_job, created_at, id \
                  LIMIT $2 FOR UPDATE SKIP LOCKED"
             ),
         };
-        let candidates: Vec<(String, String, String, Option<String>)> = on_tx!(&mut tx, c => sqlx::query_as(sql)
+        let candidates: Vec<(String, String, String, Option<String>, i64)> = on_tx!(&mut tx, c => sqlx::query_as(sql)
                 .bind(now)
                 .bind(free)
                 .fetch_all(&mut *c)
                 .await?);
         let mut claimed = Vec::new();
-        for (id, state, desired, owner) in candidates {
+        for (id, state, desired, owner, is_job) in candidates {
             let from = parse_state(&state, &id)?;
             if from != RunState::Pending && (desired == "stop" || from == RunState::Stopping) {
                 if finish_stop(
@@ -227,6 +252,10 @@ impl Store {
                 {
                     tracing::info!(run_id = %id, previous_owner = ?owner, "expired run stopped as requested");
                 }
+                continue;
+            }
+            if is_job != 0 && free_jobs <= 0 {
+                // Its job slots are full: the job waits for this or another worker.
                 continue;
             }
             let message = owner
@@ -250,6 +279,9 @@ impl Store {
             let Some(row) = apply_move(&mut tx, now, &m).await? else {
                 continue;
             };
+            if is_job != 0 {
+                free_jobs -= 1;
+            }
             match row.decode() {
                 Ok(rec) => {
                     if from != RunState::Pending {

@@ -55,6 +55,7 @@ fn options(f: &Fixture, worker: &str, hook: Option<FrameHook>) -> EngineOptions 
         worker_id: worker.into(),
         host: "test".into(),
         max_runs: 4,
+        max_jobs: 4,
         poll_interval: Duration::from_millis(100),
         lease_ttl: Duration::from_secs(10),
         heartbeat: Duration::from_millis(300),

@@ -99,6 +99,7 @@ async fn every_event_with_a_box_has_a_crop_of_its_own_frame() {
             worker_id: "w1".into(),
             host: "test".into(),
             max_runs: 1,
+            max_jobs: 1,
             poll_interval: Duration::from_millis(100),
             lease_ttl: Duration::from_secs(10),
             heartbeat: Duration::from_millis(300),

@@ -136,10 +136,12 @@ pub async fn prepare(server: &ServerConfig, a: &EngineArgs) -> anyhow::Result<Pr
     let worker_id = server.worker_id();
     let (media, run_media) = crate::media::MediaServices::start(server, &store, &worker_id).await?;
     let e = &server.engine;
+    let max_runs = a.max_runs.unwrap_or(e.max_runs);
     let options = EngineOptions {
         worker_id,
         host: hostname(),
-        max_runs: a.max_runs.unwrap_or(e.max_runs),
+        max_runs,
+        max_jobs: e.jobs_limit(max_runs),
         poll_interval: Duration::from_millis(e.poll_interval_ms),
         lease_ttl: Duration::from_secs(e.lease_ttl_s),
         heartbeat: Duration::from_secs(e.heartbeat_s),

@@ -168,7 +168,8 @@ async fn ended_job_uploads_are_what_the_sweep_deletes(db: &TestDb) {
 
 both_backends!(ended_job_uploads_are_what_the_sweep_deletes);
 
-/// A worker with one free slot takes the plain (live) run created after two queued jobs.
+/// A worker with one free slot takes the plain (live) run created after two queued jobs; a
+/// worker holds at most its `max_jobs` jobs.
 async fn runs_are_claimed_before_jobs(db: &TestDb) {
     let s = &db.store;
     seed_config(s).await;
@@ -186,12 +187,23 @@ async fn runs_are_claimed_before_jobs(db: &TestDb) {
         .unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].id, live.id, "the run goes first");
+    // Four free slots, one of them for jobs: one of the two queued jobs.
     let next = s
-        .claim_runs("w1", 2, Duration::from_secs(30))
+        .claim_work("w2", 4, 1, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(next.len(), 1);
+    assert_eq!(next.len(), 1, "{next:?}");
     assert!(s.is_job(&next[0].id).await.unwrap());
+    let again = s
+        .claim_work("w2", 4, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "its job slot is taken: {again:?}");
+    let other = s
+        .claim_work("w3", 4, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1, "another worker takes the other job");
 }
 
 both_backends!(runs_are_claimed_before_jobs);
