@@ -355,7 +355,10 @@ impl ServerConfig {
             e.push("engine.max_runs", "must be at least 1");
         }
         if en.max_jobs == Some(0) {
-            e.push("engine.max_jobs", "must be at least 1 (jobs would never run)");
+            e.push(
+                "engine.max_jobs",
+                "must be at least 1 (jobs would never run)",
+            );
         }
         if en.poll_interval_ms == 0 {
             e.push("engine.poll_interval_ms", "must be at least 1");

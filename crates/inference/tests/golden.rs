@@ -118,7 +118,10 @@ fn nanodet_int8_agrees_with_fp32() {
     assert!(labels.iter().eq(labels8.iter()), "same classes");
     let people = |d: &[Detection]| count(d, &labels, "person") as i64;
     assert!(people(&int8) >= 5, "{int8:?}");
-    assert!((people(&int8) - people(&fp32)).abs() <= 1, "{fp32:?}\n{int8:?}");
+    assert!(
+        (people(&int8) - people(&fp32)).abs() <= 1,
+        "{fp32:?}\n{int8:?}"
+    );
     for f in fp32.iter().filter(|d| d.score >= 0.45) {
         let found = int8
             .iter()

@@ -94,7 +94,7 @@ fn add_list_get_resolve_remove() {
     // A second registry over the same folder sees it; so do name and path resolution.
     let again = registry(tmp.path());
     assert_eq!(again.get(&manifest.name).unwrap(), rec);
-    assert_eq!(again.list().unwrap().len(), 5);
+    assert_eq!(again.list().unwrap().len(), 6);
     assert_eq!(again.resolve("tiny-yolov8").unwrap(), rec);
     let by_dir = again
         .resolve(model_dir("centernet-mbv3-512").to_str().unwrap())
@@ -186,5 +186,5 @@ fn rejected_models_leave_nothing_behind() {
     ));
 
     assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
-    assert_eq!(reg.list().unwrap().len(), 4);
+    assert_eq!(reg.list().unwrap().len(), 5);
 }

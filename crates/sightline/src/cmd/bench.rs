@@ -182,7 +182,22 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     let (decode_fps, source_fps) = decode_only_fps(&clip, Duration::from_secs(a.seconds))?;
     bar.inc(a.seconds);
     bar.set_message("inference-only limit");
+    let pipeline = sightline_config::PipelineConfig::from_file(&config)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
     let mut iopts = InferenceBenchOptions::for_repo(&repo)?;
+    // The limits are those of the model the config runs (registered or built-in).
+    sightline_inference::init_runtime(server.inference.library_path.as_deref())?;
+    let model = sightline_inference::Registry::open(server.data_dir.join("models"))?
+        .get(&pipeline.model.name)
+        .with_context(|| format!("the config's model {:?}", pipeline.model.name))?;
+    let sightline_inference::Manifest::Detect(manifest) = model.manifest else {
+        bail!(
+            "{}: the config's model is not a detector",
+            pipeline.model.name
+        );
+    };
+    iopts.onnx = model.onnx_path;
+    iopts.manifest = manifest;
     iopts.video = clip.clone();
     iopts.frames = 40;
     iopts.concurrency = vec![1, 2, 4];
@@ -211,11 +226,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
         .fold(infer_1, f64::max);
     // With `model.interval = k` only every k-th frame is inferred: the frame-rate limit
     // that inference sets is k times its own.
-    let interval = sightline_config::PipelineConfig::from_file(&config)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?
-        .model
-        .interval
-        .max(1);
+    let interval = pipeline.model.interval.max(1);
     let (infer_1, infer_best) = (
         infer_1 * f64::from(interval),
         infer_best * f64::from(interval),

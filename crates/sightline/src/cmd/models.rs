@@ -139,10 +139,16 @@ fn quantize(
 ) -> anyhow::Result<ExitCode> {
     let src = registry.get(name)?;
     if !matches!(src.manifest, Manifest::Detect(_)) {
-        anyhow::bail!("{name}: only detectors can be quantised (this is {})", what(&src));
+        anyhow::bail!(
+            "{name}: only detectors can be quantised (this is {})",
+            what(&src)
+        );
     }
     if !calibration.exists() {
-        anyhow::bail!("--calibration {}: no such file or folder", calibration.display());
+        anyhow::bail!(
+            "--calibration {}: no such file or folder",
+            calibration.display()
+        );
     }
     let script = super::demo::shipped("scripts/quantize/quantize.py")
         .context("scripts/quantize/quantize.py not found (run from the repository)")?;
@@ -209,9 +215,7 @@ fn quantize(
         rec.sha256,
         what(&rec),
         rec.size_bytes,
-        rec.onnx_path
-            .with_file_name("quantization.json")
-            .display()
+        rec.onnx_path.with_file_name("quantization.json").display()
     ));
     Ok(ExitCode::SUCCESS)
 }
