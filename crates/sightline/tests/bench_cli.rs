@@ -10,6 +10,8 @@
 //! `sightline models quantize` refuses non-detectors and, where the Python tools are
 //! installed, registers a gated INT8 copy with its report.
 
+#![allow(clippy::print_stderr)]
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
