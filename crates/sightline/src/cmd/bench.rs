@@ -134,8 +134,10 @@ pub struct BenchReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PythonComparison {
-    /// The Python per-frame pipeline, fps (its own timing; see its script).
+    /// The Python per-frame pipeline, fps (its own timing; see its script): the median of
+    /// `python_runs_fps`, runs made alone one after the other.
     pub python_fps: f64,
+    pub python_runs_fps: Vec<f64>,
     pub onnxruntime: String,
     pub opencv: String,
     /// `single_stream_fps` ÷ `python_fps`.
@@ -284,6 +286,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     });
     let python = inf.python.as_ref().map(|py| PythonComparison {
         python_fps: py.fps,
+        python_runs_fps: py.runs_fps.clone(),
         onnxruntime: py.onnxruntime.clone(),
         opencv: py.opencv.clone(),
         ratio: single_stream_fps / py.fps,
@@ -515,10 +518,11 @@ fn table(r: &BenchReport) -> String {
     if let Some(py) = &r.python {
         let _ = writeln!(
             s,
-            "python baseline (onnxruntime {}, opencv {}): {:.1} fps; sightline one stream ÷ python = {:.2}{}",
+            "python baseline (onnxruntime {}, opencv {}): {:.1} fps (median of {:.1?}); sightline one stream ÷ python = {:.2}{}",
             py.onnxruntime,
             py.opencv,
             py.python_fps,
+            py.python_runs_fps,
             py.ratio,
             py.inference_ratio
                 .map(|x| format!(", inference path ÷ python = {x:.2}"))
