@@ -6,6 +6,7 @@
 //! `events` is where stamped events go; `status` and `taps` expose live state to the API.
 
 pub mod clips;
+pub mod degrade;
 pub mod events;
 pub mod models;
 pub mod processor;

@@ -83,6 +83,8 @@ pub struct FrameProcessor {
     pictures: Vec<CutPicture>,
     /// Secondary stages (plates), in config order.
     secondary: Vec<SecondaryStage>,
+    /// The inference interval now: the config's, raised while a live source drops frames.
+    governor: crate::degrade::IntervalGovernor,
     /// What the secondary stages know of this frame's tracks (rebuilt every frame).
     attributes: TrackAttributes,
 }
@@ -95,6 +97,7 @@ impl FrameProcessor {
         let client = model.client(2);
         let painter =
             Painter::new(config.draw.clone()).map_err(|e| StageError::Overlay(e.to_string()))?;
+        let governor = crate::degrade::IntervalGovernor::new(config.model.interval);
         Ok(FrameProcessor {
             tracker: Tracker::new(config.tracker.clone()),
             config,
@@ -111,6 +114,7 @@ impl FrameProcessor {
             pictures: Vec::new(),
             attributes: TrackAttributes::default(),
             secondary: Vec::new(),
+            governor,
         })
     }
 
@@ -144,18 +148,33 @@ impl FrameProcessor {
         }
     }
 
-    /// The source is dropping frames: secondary stages shed their crops for a while.
+    /// The source is dropping frames: secondary stages shed their crops for a while, and if
+    /// it goes on the inference interval goes up (see [`crate::degrade`]).
     pub fn note_overload(&mut self, now: Instant) {
         for s in &mut self.secondary {
             s.note_overload(now);
         }
+        if self.governor.note_overload(now) {
+            tracing::warn!(
+                interval = self.governor.interval(),
+                configured = self.governor.base(),
+                "the source keeps dropping frames: inferring every {}th frame",
+                self.governor.interval()
+            );
+        }
     }
 
-    /// What is degraded now (`plates open`), for the run's status.
+    /// Inference runs on every `inference_interval()`-th frame now.
+    pub fn inference_interval(&self) -> u32 {
+        self.governor.interval()
+    }
+
+    /// What is degraded now (`plates open`, `interval 1→2`), for the run's status.
     pub fn degraded(&self) -> Vec<String> {
         self.secondary
             .iter()
             .filter_map(SecondaryStage::degraded)
+            .chain(self.governor.degraded())
             .collect()
     }
 
@@ -200,6 +219,9 @@ impl FrameProcessor {
             .set_style(config.draw.clone())
             .map_err(|e| StageError::Overlay(e.to_string()))?;
         self.detect = detect_options(&config, &self.labels);
+        if config.model.interval.max(1) != self.governor.base() {
+            self.governor = crate::degrade::IntervalGovernor::new(config.model.interval);
+        }
         self.config = config;
         self.rules = None;
         Ok(())
@@ -212,7 +234,14 @@ impl FrameProcessor {
         status: &StatusText,
     ) -> Result<(Vec<RuleEvent>, StageTimings), StageError> {
         let mut t = StageTimings::default();
-        let interval = u64::from(self.config.model.interval.max(1));
+        if self.governor.tick(Instant::now()) {
+            tracing::info!(
+                interval = self.governor.interval(),
+                configured = self.governor.base(),
+                "no dropped frames for a while: inference interval stepped back"
+            );
+        }
+        let interval = u64::from(self.governor.interval());
         let infer_now = self.frame_index.is_multiple_of(interval);
         self.frame_index += 1;
 

@@ -640,6 +640,9 @@ impl RunLoop {
         }
         self.last_pts = frame.pts;
         status.set_degraded(proc.degraded());
+        status
+            .inference_interval
+            .store(u64::from(proc.inference_interval()), Ordering::Relaxed);
         crate::telemetry::StageTimed {
             run: &self.spec.run_id,
             timings: &timings,

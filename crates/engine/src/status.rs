@@ -21,6 +21,8 @@ pub struct RunStatus {
     pub frames_dropped_infer: AtomicU64,
     pub events: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Inference on every n-th frame now (the config's, or more while degraded).
+    pub inference_interval: AtomicU64,
     inner: Mutex<StatusInner>,
     started: Instant,
 }
@@ -55,6 +57,9 @@ pub struct StatusSnapshot {
     pub frames_dropped: u64,
     pub events: u64,
     pub reconnects: u64,
+    /// Inference on every n-th frame now: the config's `model.interval`, more while the run
+    /// is degraded (`degraded` then says `interval 1→2`).
+    pub inference_interval: u64,
     pub latency_ms_p50: f64,
     pub latency_ms_p95: f64,
     pub width: u32,
@@ -83,6 +88,7 @@ impl Default for RunStatus {
             frames_dropped_infer: AtomicU64::new(0),
             events: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            inference_interval: AtomicU64::new(1),
             inner: Mutex::new(StatusInner {
                 state: RunState::Starting,
                 fps: 0.0,
@@ -183,6 +189,7 @@ impl RunStatus {
                 + self.frames_dropped_infer.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            inference_interval: self.inference_interval.load(Ordering::Relaxed),
             latency_ms_p50: g.latency_ms_p50,
             latency_ms_p95: g.latency_ms_p95,
             width: g.width,

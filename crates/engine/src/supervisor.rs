@@ -398,6 +398,7 @@ impl Engine {
                 run: id,
                 state: a.state,
                 fps: s.fps,
+                inference_interval: s.inference_interval,
             }
             .emit();
             if let Ok(v) = serde_json::to_value(&s) {

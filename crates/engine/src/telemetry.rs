@@ -152,6 +152,8 @@ pub struct RunLive<'a> {
     pub run: &'a RunId,
     pub state: sightline_core::RunState,
     pub fps: f64,
+    /// Inference on every n-th frame now (above the config's while degraded).
+    pub inference_interval: u64,
 }
 
 impl RunLive<'_> {
@@ -162,7 +164,9 @@ impl RunLive<'_> {
             metrics::gauge!("sightline_run_state", "run" => run.clone(), "state" => s.as_str())
                 .set(v);
         }
-        metrics::gauge!("sightline_output_fps", "run" => run).set(self.fps);
+        metrics::gauge!("sightline_output_fps", "run" => run.clone()).set(self.fps);
+        metrics::gauge!("sightline_run_inference_interval", "run" => run)
+            .set(self.inference_interval as f64);
     }
 }
 

@@ -65,6 +65,7 @@ fn bench_reports_json_and_a_plot() {
         assert!((0.0..=1.0).contains(&d));
         assert!(s["latency_p95_ms"].as_f64().unwrap() > 0.0);
         assert!(s["rss_mb"].as_f64().unwrap() > 10.0);
+        assert!(s["inference_interval_max"].as_u64().unwrap() >= 1);
         assert!(s["ok"].is_boolean());
     }
     let ok = r["max_streams_ok"].as_u64().unwrap() as usize;

@@ -354,3 +354,57 @@ async fn rtsp_transport_of_the_config_is_used_and_refusals_fail_with_their_own_c
 
     stop_engine(stop_tx, task, Duration::from_secs(20)).await;
 }
+
+/// A live source the pipeline cannot keep up with (a custom stage takes 80 ms a frame, the
+/// source gives 25 fps): frames are dropped, and after the drops went on for a while the run
+/// infers fewer frames and says so (`inference_interval` above 1, `degraded: interval 1→k`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_that_keeps_dropping_frames_raises_its_inference_interval() {
+    let f = fixture().await;
+    let hook: FrameHook = Arc::new(|run: &RunId, _frame: &sightline_core::Frame| {
+        if run.as_str() == "slow" {
+            std::thread::sleep(Duration::from_millis(80));
+        }
+    });
+    let (stop_tx, task) = start_engine(&f, "w1", Some(hook));
+    let id = RunId::parse("slow").unwrap();
+    f.store
+        .create_run(NewRun {
+            id: Some(id.clone()),
+            source: SourceUri::new("test://ball?width=320&height=240&fps=25&frames=100000")
+                .unwrap(),
+            config_name: "t".into(),
+            config_version: None,
+            models: Vec::new(),
+            output: serde_json::json!({"pacing": "live"}),
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let stats = loop {
+        let r = f.store.get_run(&id).await.unwrap();
+        let interval = r.stats["inference_interval"].as_u64().unwrap_or(0);
+        if interval >= 2 {
+            break r.stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no degradation after 40 s of drops: {} ({:?})",
+            r.stats,
+            r.state
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(stats["frames_dropped"].as_u64().unwrap() > 0, "{stats}");
+    let degraded: Vec<&str> = stats["degraded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    assert!(
+        degraded.iter().any(|d| d.starts_with("interval 1→")),
+        "{stats}"
+    );
+    stop_engine(stop_tx, task, Duration::from_secs(20)).await;
+}

@@ -103,6 +103,9 @@ pub struct Step {
     pub rss_mb: f64,
     /// GPU memory used (MB), when NVML is present.
     pub gpu_mem_mb: Option<f64>,
+    /// The largest inference interval of the streams at the end of the window: above the
+    /// config's, a stream degraded (inferred fewer frames) to keep up — the step does not hold.
+    pub inference_interval_max: u64,
     /// Whether this step holds the target.
     pub ok: bool,
 }
@@ -276,7 +279,8 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     for s in &mut steps {
         s.ok = s.drop_rate_max <= a.max_drop
             && s.latency_p95_ms < target_p95_ms
-            && s.fps_min >= 0.9 * source_fps;
+            && s.fps_min >= 0.9 * source_fps
+            && s.inference_interval_max <= u64::from(interval);
     }
     let max_streams_ok = steps.iter().take_while(|s| s.ok).count();
     let limit_1 = decode_fps.min(infer_1);
@@ -444,6 +448,7 @@ async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result
         let mut drops = Vec::new();
         let mut p50 = Vec::new();
         let mut p95 = Vec::new();
+        let mut interval_max = 0u64;
         for i in &ids {
             let (Some(b), Some(e)) = (before.get(i), shared.status(i)) else {
                 bail!("run {i} stopped during the bench");
@@ -454,6 +459,7 @@ async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result
             drops.push(dropped / (dropped + received).max(1.0));
             p50.push(e.latency_ms_p50);
             p95.push(e.latency_ms_p95);
+            interval_max = interval_max.max(e.inference_interval);
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
@@ -468,6 +474,7 @@ async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result
             cpu_pct: (cpu1 - cpu0) / dt * 100.0,
             rss_mb: rss as f64 / 1e6,
             gpu_mem_mb: ctx.metrics.gpu_memory_used().map(|b| b as f64 / 1e6),
+            inference_interval_max: interval_max,
             ok: true, // decided by the caller, which knows the inference time
         });
         bar.inc(a.warmup + a.seconds);
@@ -537,18 +544,18 @@ fn table(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         s,
-        "| N | fps/stream (mean, min) | drops (worst) | p50 ms | p95 ms (worst) | CPU % | RSS MB |{} ok |",
+        "| N | fps/stream (mean, min) | drops (worst) | p50 ms | p95 ms (worst) | CPU % | RSS MB | interval (max) |{} ok |",
         if r.steps.iter().any(|x| x.gpu_mem_mb.is_some()) {
             " GPU MB |"
         } else {
             ""
         }
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for x in &r.steps {
         let _ = writeln!(
             s,
-            "| {} | {:.1}, {:.1} | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} |{} {} |",
+            "| {} | {:.1}, {:.1} | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} | {} |{} {} |",
             x.streams,
             x.fps_mean,
             x.fps_min,
@@ -557,6 +564,7 @@ fn table(r: &BenchReport) -> String {
             x.latency_p95_ms,
             x.cpu_pct,
             x.rss_mb,
+            x.inference_interval_max,
             x.gpu_mem_mb
                 .map(|g| format!(" {g:.0} |"))
                 .unwrap_or_default(),
