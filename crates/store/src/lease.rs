@@ -197,14 +197,19 @@ impl Store {
         if free <= 0 {
             return Ok(Vec::new());
         }
-        let held_jobs: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(concat!(
+        // No job limit below the run limit (`claim_runs`): no count to read.
+        let held_jobs: i64 = if max_jobs >= max_runs {
+            0
+        } else {
+            on_tx!(&mut tx, c => sqlx::query_scalar(concat!(
             "SELECT COUNT(*) FROM runs WHERE owner = $1 AND lease_expires_at >= $2 \
              AND id IN (SELECT id FROM jobs) AND state IN ",
             active_states!()))
             .bind(worker)
             .bind(now)
             .fetch_one(&mut *c)
-            .await?);
+            .await?)
+        };
         let mut free_jobs = i64::from(max_jobs) - held_jobs;
         let sql = match tx.dialect() {
             Backend::Sqlite => concat!(

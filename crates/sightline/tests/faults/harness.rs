@@ -308,3 +308,33 @@ pub fn stop_worker(env: &Env, worker: &mut Guard, id: &str) {
     worker.0 = None;
     assert!(st.success(), "worker exit: {st}\n{}", env.log(id));
 }
+
+/// A tmpfs of `bytes` mounted on `dir` (created) for a full-disk test; unmounted when the
+/// guard drops. `None` when not root (mounting needs it; CI runs as root): the caller skips.
+pub fn mount_tmpfs(dir: &std::path::Path, bytes: u64) -> Option<Unmount> {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !is_root {
+        return None;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(mounted, "mount a {bytes}-byte tmpfs on {}", dir.display());
+    Some(Unmount(dir.to_path_buf()))
+}
+
+/// Unmounts its folder when dropped (see [`mount_tmpfs`]).
+pub struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

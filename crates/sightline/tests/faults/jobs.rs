@@ -9,8 +9,7 @@ use crate::harness::{self, Env, GOLDEN_EVENTS, Guard};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BOUNDARY: &str = "sightline-test-boundary-7d1f";
@@ -404,39 +403,18 @@ async fn on_postgres_an_upload_completes_and_a_cancelled_queued_job_leaves_no_up
     harness::pg_drop_db(&admin, &name).await;
 }
 
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// The upload folder is a 4 MB tmpfs (mounted by the test, as root): an 8 MB upload runs out
 /// of space half-way → 507, the partial file removed, the server still serving; a small one
 /// afterwards is accepted.
 #[test]
 fn an_upload_that_fills_the_disk_is_refused_with_507_and_leaves_nothing() {
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if !is_root {
-        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
-        return;
-    }
     let port = free_port();
     let mut env = Env::sqlite();
     let vol = env.path("uploads-vol");
-    std::fs::create_dir_all(&vol).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&vol)
-        .status()
-        .unwrap()
-        .success();
-    assert!(mounted, "mount a 4 MB tmpfs on {}", vol.display());
-    let _unmount = Unmount(vol.clone());
+    let Some(_unmount) = harness::mount_tmpfs(&vol, 4 * 1024 * 1024) else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    };
     env.var("SIGHTLINE_API__BIND", format!("127.0.0.1:{port}"));
     env.var("SIGHTLINE_API__JOBS__MAX_UPLOAD_BYTES", "12000000");
     env.var("SIGHTLINE_API__JOBS__UPLOAD_DIR", vol.to_str().unwrap());

@@ -10,22 +10,13 @@
 //! the pictures on the volume are exactly those written minus those the janitor deleted.
 
 use crate::common::{free_port, get, repo, sigterm};
-use crate::harness::{Env, GOLDEN_EVENTS, Guard, event_key, wait_exit};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use crate::harness::{self, Env, GOLDEN_EVENTS, Guard, event_key, wait_exit};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const VOLUME: u64 = 4 * 1024 * 1024;
 /// Leaves ~360 KB: room for a few snapshots (~100 KB each), not for the ~110 of the clip.
 const FILLER: u64 = 3_830_000;
-
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Sum of a metric's samples whose labels contain `label` (`""`: all).
 fn metric(text: &str, name: &str, label: &str) -> f64 {
@@ -60,26 +51,13 @@ fn files(root: &Path, dir: &Path, ext: &str) -> Vec<String> {
 
 #[test]
 fn media_volume_full_survival_mode_keeps_every_event() {
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if !is_root {
-        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
-        return;
-    }
     let t_test = Instant::now();
     let mut env = Env::sqlite();
     let vol = env.path("vol");
-    std::fs::create_dir_all(&vol).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={VOLUME}"), "tmpfs"])
-        .arg(&vol)
-        .status()
-        .unwrap()
-        .success();
-    assert!(mounted, "mount a {VOLUME}-byte tmpfs on {}", vol.display());
-    let _unmount = Unmount(vol.clone());
+    let Some(_unmount) = harness::mount_tmpfs(&vol, VOLUME) else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    };
     std::fs::write(vol.join("filler.bin"), vec![0x5au8; FILLER as usize]).unwrap();
 
     let metrics_port = free_port();
