@@ -87,6 +87,22 @@ pub struct OutputSection {
     pub bitrate_kbps: u32,
     /// Seconds between keyframes (how long a new viewer waits for a picture).
     pub keyframe_interval_s: f64,
+    /// Pixel format of frames between decoder and encoder: `i420` (the decoder's own: no
+    /// full-frame colour conversion; RGB is made only for the frames inference, secondary
+    /// stages or pictures read, byte for byte as before) or `rgb` (every frame converted to
+    /// RGB after decoding and back before encoding).
+    pub frame_format: FrameFormat,
+}
+
+/// See [`OutputSection::frame_format`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameFormat {
+    #[default]
+    I420,
+    Rgb,
 }
 
 impl Default for OutputSection {
@@ -96,6 +112,7 @@ impl Default for OutputSection {
             mp4: None,
             bitrate_kbps: 2000,
             keyframe_interval_s: 1.0,
+            frame_format: FrameFormat::I420,
         }
     }
 }

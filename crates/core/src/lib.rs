@@ -23,7 +23,7 @@ pub mod vision;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, RetryHint};
 pub use event::{Direction, Event, EventKind, PlateCandidate, PlateRead, RuleEvent};
-pub use frame::Frame;
+pub use frame::{Frame, PixelFormat, YuvColor, YuvMatrix};
 pub use geometry::{BBox, Point};
 pub use ids::{EventId, RunId, TrackId};
 pub use job::JobState;

@@ -29,6 +29,9 @@ pub struct StageTimings {
     pub secondary: Duration,
     /// Cutting event pictures out of the frame (zero on frames without events).
     pub pictures: Duration,
+    /// Turning an I420 frame into RGB for the stages that read pixels (inference, secondary
+    /// stages, pictures); zero for RGB frames and for I420 frames nothing reads.
+    pub convert: Duration,
     /// Whether this frame went through inference.
     pub inferred: bool,
 }
@@ -56,6 +59,8 @@ pub enum StageError {
     Rules(String),
     #[error("overlay: {0}")]
     Overlay(String),
+    #[error("colour conversion: {0}")]
+    Convert(String),
 }
 
 /// Status text drawn in the corner of each frame.
@@ -87,6 +92,8 @@ pub struct FrameProcessor {
     governor: crate::degrade::IntervalGovernor,
     /// What the secondary stages know of this frame's tracks (rebuilt every frame).
     attributes: TrackAttributes,
+    /// I420 frames → RGB for the stages that read pixels (only on the frames they read).
+    rgb: sightline_media::RgbConverter,
 }
 
 impl FrameProcessor {
@@ -115,6 +122,7 @@ impl FrameProcessor {
             attributes: TrackAttributes::default(),
             secondary: Vec::new(),
             governor,
+            rgb: sightline_media::RgbConverter::new(),
         })
     }
 
@@ -245,11 +253,18 @@ impl FrameProcessor {
         let infer_now = self.frame_index.is_multiple_of(interval);
         self.frame_index += 1;
 
+        // An I420 frame is turned into RGB only when a stage reads its pixels this frame.
+        let mut rgb: Option<Frame> = None;
+        if !frame.is_rgb() && (infer_now || !self.secondary.is_empty()) {
+            let tc = Instant::now();
+            rgb = Some(to_rgb(&mut self.rgb, frame)?);
+            t.convert = tc.elapsed();
+        }
         let t0 = Instant::now();
         let tracks: &[Track] = if infer_now {
             let dets = self
                 .client
-                .submit(frame, &self.detect)?
+                .submit(rgb.as_ref().unwrap_or(&*frame), &self.detect)?
                 .wait(self.infer_timeout)?;
             t.infer = t0.elapsed();
             t.inferred = true;
@@ -267,7 +282,8 @@ impl FrameProcessor {
         let mut secondary_events = Vec::new();
         let mut secondary_pictures = Vec::new();
         for s in &mut self.secondary {
-            let out = s.on_frame(frame, tracks, t.inferred, &self.labels, self.cut_pictures);
+            let view = rgb.as_ref().unwrap_or(&*frame);
+            let out = s.on_frame(view, tracks, t.inferred, &self.labels, self.cut_pictures);
             merge(&mut secondary_events, &mut secondary_pictures, out);
         }
         self.attributes.clear();
@@ -307,15 +323,19 @@ impl FrameProcessor {
         let want = self.cut_pictures && !events.is_empty();
         if want {
             let tp = Instant::now();
+            if !frame.is_rgb() && rgb.is_none() {
+                rgb = Some(to_rgb(&mut self.rgb, frame)?);
+            }
             cut(
                 &self.config.media,
                 &mut self.pictures,
-                frame,
+                rgb.as_ref().unwrap_or(&*frame),
                 &events,
                 PictureSource::Raw,
             );
             t.pictures = tp.elapsed();
         }
+        drop(rgb);
         let t3 = Instant::now();
         draw(
             &mut self.painter,
@@ -333,12 +353,17 @@ impl FrameProcessor {
             sightline_overlay::clock_code::stamp(frame, ms);
         }
         t.draw = t3.elapsed();
-        if want {
+        if want && self.wants_annotated_pictures() {
             let tp = Instant::now();
+            let annotated = if frame.is_rgb() {
+                None
+            } else {
+                Some(to_rgb(&mut self.rgb, frame)?)
+            };
             cut(
                 &self.config.media,
                 &mut self.pictures,
-                frame,
+                annotated.as_ref().unwrap_or(&*frame),
                 &events,
                 PictureSource::Annotated,
             );
@@ -347,10 +372,24 @@ impl FrameProcessor {
         Ok((events, t))
     }
 
+    /// Whether crops or snapshots are cut from the annotated frame.
+    fn wants_annotated_pictures(&self) -> bool {
+        let m = &self.config.media;
+        (m.crops && m.crop_source == PictureSource::Annotated)
+            || (m.snapshots && m.snapshot_source == PictureSource::Annotated)
+    }
+
     /// Draws the "signal lost" slate onto `frame`.
     pub fn draw_slate(&mut self, frame: &mut Frame, title: &str, detail: &str) {
         self.painter.draw_slate(frame, title, detail);
     }
+}
+
+/// An RGB copy of an I420 frame (GStreamer's converter: the same bytes `videoconvert` would
+/// give).
+fn to_rgb(conv: &mut sightline_media::RgbConverter, frame: &Frame) -> Result<Frame, StageError> {
+    conv.to_rgb(frame)
+        .map_err(|e| StageError::Convert(e.to_string()))
 }
 
 /// Cuts the pictures of `events` whose configured source is `from` out of `frame`.

@@ -310,6 +310,7 @@ impl RunLoop {
         };
         o.stall_timeout =
             Duration::from_secs_f64(c.watchdog.stall_timeout_s.min(c.connect.timeout_s.max(5.0)));
+        o.yuv = c.output.frame_format == sightline_config::FrameFormat::I420;
         o
     }
 

@@ -18,6 +18,8 @@ pub struct FrameTaps {
     /// The latest undrawn camera frame (refreshed about once a second by the run, which
     /// keeps it for the signal-lost slate anyway): the zone editor draws on it.
     raw: Mutex<Option<Arc<Frame>>>,
+    /// Copies are RGB (readers encode JPEG): I420 frames are converted, only when copied.
+    rgb: Mutex<sightline_media::RgbConverter>,
 }
 
 #[derive(Debug)]
@@ -42,12 +44,28 @@ impl FrameTaps {
             }),
             min_gap: Duration::from_secs_f64(1.0 / max_fps.max(0.1)),
             raw: Mutex::new(None),
+            rgb: Mutex::new(sightline_media::RgbConverter::new()),
+        }
+    }
+
+    /// `frame` as RGB (a cheap `Arc` clone when it already is).
+    fn rgb_copy(&self, frame: Arc<Frame>) -> Option<Arc<Frame>> {
+        if frame.is_rgb() {
+            return Some(frame);
+        }
+        match self.rgb.lock().to_rgb(&frame) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                tracing::debug!(error = %e, "frame tap: cannot convert the frame to RGB");
+                None
+            }
         }
     }
 
     /// Called by the run with its latest raw frame.
     pub fn set_raw(&self, frame: Arc<Frame>) {
-        *self.raw.lock() = Some(frame);
+        let frame = self.rgb_copy(frame);
+        *self.raw.lock() = frame;
     }
 
     /// The latest raw (undrawn) frame, if any.
@@ -88,7 +106,18 @@ impl FrameTaps {
             }
             s.last_copy = Some(now);
         }
-        let mut copy = frame.clone();
+        let copy = if frame.is_rgb() {
+            frame.clone()
+        } else {
+            match self.rgb.lock().to_rgb(frame) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::debug!(error = %e, "frame tap: cannot convert the frame to RGB");
+                    return;
+                }
+            }
+        };
+        let mut copy = copy;
         copy.decoded_at = now;
         self.tx.send_replace(Some(Arc::new(copy)));
     }

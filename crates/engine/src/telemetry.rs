@@ -26,6 +26,10 @@ impl StageTimed<'_> {
             .record(t.track.as_secs_f64());
         histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "rules")
             .record(t.rules.as_secs_f64());
+        if !t.convert.is_zero() {
+            histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "convert")
+                .record(t.convert.as_secs_f64());
+        }
         if !t.pictures.is_zero() {
             histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "pictures")
                 .record(t.pictures.as_secs_f64());

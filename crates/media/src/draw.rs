@@ -4,7 +4,8 @@
 //! Real annotation (boxes, labels, anti-aliased text) belongs to the overlay crate. The
 //! media layer still needs to show *something* moving on a republished stream (to prove
 //! frames flow: `sightline run` without models, tests, benchmarks) and a slate that keeps
-//! RTSP viewers connected while a source is lost. Both draw into the RGB24 [`Frame`] in place.
+//! RTSP viewers connected while a source is lost. Both draw into the [`Frame`] in place (RGB or
+//! I420; a slate is always RGB).
 
 use sightline_core::{Frame, Pts};
 
@@ -33,6 +34,22 @@ pub fn fill_rect(frame: &mut Frame, x: u32, y: u32, w: u32, h: u32, rgb: [u8; 3]
     let (fw, fh) = (frame.width, frame.height);
     let (x0, y0) = (x.min(fw), y.min(fh));
     let (x1, y1) = (x.saturating_add(w).min(fw), y.saturating_add(h).min(fh));
+    if let sightline_core::PixelFormat::I420(c) = frame.format {
+        let [luma, u, v] = c.yuv(rgb);
+        let (w, h) = (fw as usize, fh as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        for row in y0 as usize..y1 as usize {
+            frame.data[row * w + x0 as usize..row * w + x1 as usize].fill(luma);
+        }
+        let (cx0, cx1) = (x0 as usize / 2, (x1 as usize).div_ceil(2));
+        for row in y0 as usize / 2..(y1 as usize).div_ceil(2) {
+            let u_at = w * h + row * cw;
+            frame.data[u_at + cx0..u_at + cx1].fill(u);
+            let v_at = w * h + cw * ch + row * cw;
+            frame.data[v_at + cx0..v_at + cx1].fill(v);
+        }
+        return;
+    }
     let stride = frame.stride();
     for row in y0..y1 {
         let start = row as usize * stride + x0 as usize * 3;
@@ -86,6 +103,13 @@ pub fn stamp_pts(frame: &mut Frame) {
 /// A "signal lost" slate made from the last good frame: darkened to a quarter of its
 /// brightness, with a red band across the middle. `pts` is the slate's own timestamp.
 pub fn lost_slate(last: &Frame, pts: Pts) -> Frame {
+    if !last.is_rgb() {
+        // Slates are rare (about once per frame interval while a camera is away): drawn in RGB.
+        return match crate::RgbConverter::new().to_rgb(last) {
+            Ok(rgb) => lost_slate(&rgb, pts),
+            Err(_) => plain_slate(last.width.max(16), last.height.max(16), pts),
+        };
+    }
     let mut data = Vec::with_capacity(last.data.len());
     data.extend(last.data.iter().map(|v| v / 4));
     let mut slate = Frame {
@@ -94,6 +118,7 @@ pub fn lost_slate(last: &Frame, pts: Pts) -> Frame {
         pts,
         seq: last.seq,
         decoded_at: std::time::Instant::now(),
+        format: sightline_core::PixelFormat::Rgb24,
         data,
     };
     let band = (last.height / 12).max(4);

@@ -28,6 +28,8 @@
 //!   stream (`splitmuxsink`, its own pipeline: a full disk never stops the encoder), each
 //!   reported as a [`SegmentEvent`]; [`export_clip`] cuts a time range out of segments on
 //!   keyframes without re-encoding.
+//! - [`RgbConverter`] — I420 frames to RGB in-process with GStreamer's converter (bit-identical
+//!   to `videoconvert`).
 //! - [`draw`] — a frame timestamp stamp and "signal lost" slates (dimmed last frame).
 //! - [`testing`] — a looping test RTSP server that can be stopped and restarted on the same
 //!   port, for tests that need a camera to disappear.
@@ -40,6 +42,7 @@
 //! thread. All of them stop when their owner is closed or dropped.
 
 mod clip;
+mod convert;
 pub mod draw;
 mod error;
 mod output;
@@ -51,6 +54,7 @@ pub mod testing;
 mod uri;
 
 pub use clip::export_clip;
+pub use convert::RgbConverter;
 pub use error::{MediaError, MediaErrorKind};
 pub use output::{
     AuCallback, EncodedAu, EncoderChoice, LatencySummary, Output, OutputOptions, OutputStats,

@@ -185,6 +185,7 @@ fn output_rejects_bad_options_and_frames() {
     assert!(Output::start(OutputOptions::new(640, 480, 0.0)).is_err());
     let output = Output::start(OutputOptions::new(64, 48, 10.0)).expect("output");
     let bad = sightline_core::Frame {
+        format: sightline_core::PixelFormat::Rgb24,
         width: 64,
         height: 48,
         pts: sightline_core::Pts::ZERO,

@@ -312,3 +312,63 @@ fn rtsp_transport_choice_fallback_and_error_kinds_against_a_reference_camera() {
     assert_eq!(e.kind, MediaErrorKind::NotFound, "{e}");
     assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
 }
+
+/// The first `n` frames of `uri`, decoded as RGB or as I420.
+fn first_frames(uri: &str, yuv: bool, n: usize) -> Vec<sightline_core::Frame> {
+    let mut opts = SourceOptions::new(uri.to_owned());
+    opts.pacing = Pacing::Fast;
+    opts.yuv = yuv;
+    let source = Source::open(opts).expect("open");
+    let mut out = Vec::new();
+    while out.len() < n {
+        match source.next(Duration::from_secs(5)) {
+            SourceEvent::Frame(f) => out.push(f),
+            other => panic!("{uri}: {other:?} after {} frames", out.len()),
+        }
+    }
+    source.close();
+    out
+}
+
+#[test]
+fn i420_frames_turn_into_the_same_rgb_as_the_pipeline() {
+    init_tracing();
+    // The sample clip (SD, BT.601), an HD H.264 clip (BT.709) and an odd size (padded rows
+    // and planes in GStreamer's layout, packed in ours), both encoded here by an `Output`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let encode = |name: &str, w: u32, h: u32| {
+        let path = dir.path().join(name);
+        let mut o = sightline_media::OutputOptions::new(w, h, 25.0);
+        o.mp4_path = Some(path.clone());
+        let out = sightline_media::Output::start(o).expect("output");
+        for f in first_frames(
+            &format!("test://ball?width={w}&height={h}&fps=25&frames=6"),
+            false,
+            6,
+        ) {
+            out.push(f).expect("push");
+        }
+        out.finish().expect("finish");
+        path.to_string_lossy().into_owned()
+    };
+    let hd = encode("hd.mp4", 1280, 720);
+    let odd = encode("odd.mp4", 322, 242);
+    let clip = vtest().to_string_lossy().into_owned();
+    for (uri, n) in [(clip.as_str(), 40), (hd.as_str(), 5), (odd.as_str(), 5)] {
+        let rgb = first_frames(uri, false, n);
+        let yuv = first_frames(uri, true, n);
+        let mut conv = sightline_media::RgbConverter::new();
+        for (a, b) in rgb.iter().zip(&yuv) {
+            assert!(a.is_rgb() && !b.is_rgb(), "{uri}: formats");
+            assert!(b.is_well_formed(), "{uri}: packed planes");
+            assert_eq!(
+                (a.width, a.height, a.pts, a.seq),
+                (b.width, b.height, b.pts, b.seq)
+            );
+            let c = conv.to_rgb(b).expect("convert");
+            assert!(c.is_rgb());
+            let differ = a.data.iter().zip(&c.data).filter(|(x, y)| x != y).count();
+            assert_eq!(differ, 0, "{uri} frame {}: {differ} bytes differ", a.seq);
+        }
+    }
+}

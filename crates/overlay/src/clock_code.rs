@@ -4,7 +4,7 @@
 //! high-contrast cells survive H.264 at any sensible bitrate; a reader samples each cell's
 //! centre (see [`read`]). Pure pixel code.
 
-use sightline_core::Frame;
+use sightline_core::{Frame, PixelFormat};
 
 /// Side of one cell in pixels.
 pub const CELL: u32 = 8;
@@ -12,6 +12,21 @@ pub const CELL: u32 = 8;
 pub const BITS: u32 = 48;
 
 fn fill(frame: &mut Frame, x0: u32, y0: u32, v: u8) {
+    if let PixelFormat::I420(c) = frame.format {
+        let [luma, u, cr] = c.yuv([v, v, v]);
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        for y in y0..(y0 + CELL).min(frame.height) {
+            for x in x0..(x0 + CELL).min(frame.width) {
+                let (x, y) = (x as usize, y as usize);
+                frame.data[y * w + x] = luma;
+                let ci = (y / 2) * cw + x / 2;
+                frame.data[w * h + ci] = u;
+                frame.data[w * h + cw * ch + ci] = cr;
+            }
+        }
+        return;
+    }
     for y in y0..(y0 + CELL).min(frame.height) {
         for x in x0..(x0 + CELL).min(frame.width) {
             let i = (y as usize * frame.width as usize + x as usize) * 3;
@@ -64,5 +79,17 @@ mod tests {
         let mut small = Frame::filled(100, 50, [0, 0, 0], Pts::ZERO);
         stamp(&mut small, ms);
         assert!(small.data.iter().all(|&b| b == 0), "too small: untouched");
+    }
+
+    #[test]
+    fn stamps_i420_frames_in_luma() {
+        let (w, h) = (640u32, 360u32);
+        let n = Frame::byte_len(PixelFormat::I420(Default::default()), w, h);
+        let mut f = Frame::from_i420(w, h, Pts::ZERO, Default::default(), vec![100; n]).unwrap();
+        let ms = 1_764_581_400_123;
+        stamp(&mut f, ms);
+        assert_eq!(read(w, h, |x, y| f.pixel(x, y)[0]), Some(ms));
+        let [_, u, v] = f.pixel(4, h - 12);
+        assert_eq!((u, v), (128, 128), "the code is grey, not tinted");
     }
 }

@@ -1,4 +1,4 @@
-//! Clipped pixel operations on an RGB24 frame: rectangle spans, alpha blending in integer
+//! Clipped pixel operations on an RGB24 or I420 frame: rectangle spans, alpha blending in integer
 //! maths, and an anti-aliased scanline polygon filler for zones, lines and arrows.
 //!
 //! Everything the painter draws goes through here, so this is the one place that has to
@@ -8,7 +8,7 @@
 //! nothing per pixel (and, once warmed up, nothing per frame).
 
 use crate::color::Color;
-use sightline_core::Frame;
+use sightline_core::{Frame, PixelFormat, YuvColor};
 use std::ops::Range;
 
 /// Vertical sub-samples per pixel row in the polygon filler (horizontal coverage is exact).
@@ -53,26 +53,36 @@ pub(crate) fn to_px(v: f32) -> i64 {
     v.round().clamp(-COORD_LIMIT, COORD_LIMIT) as i64
 }
 
-/// A mutable view of a frame's pixels with its dimensions checked once.
+/// A mutable view of a frame's pixels with its dimensions checked once: packed RGB, or the
+/// three I420 planes (colours drawn in the frame's own Y′CbCr encoding; chroma, at half
+/// resolution, takes the coverage of the even rows and columns it sits on).
 pub(crate) struct Canvas<'a> {
     data: &'a mut [u8],
     w: usize,
     h: usize,
+    /// `Some` for an I420 frame.
+    yuv: Option<YuvColor>,
 }
 
 impl<'a> Canvas<'a> {
-    /// `None` for an empty frame or one whose buffer is shorter than `width * height * 3`.
+    /// `None` for an empty frame or one whose buffer is shorter than its size and format need.
     pub(crate) fn new(frame: &'a mut Frame) -> Option<Self> {
         let w = frame.width as usize;
         let h = frame.height as usize;
-        let need = w.checked_mul(h)?.checked_mul(3)?;
+        w.checked_mul(h)?.checked_mul(3)?;
+        let need = Frame::byte_len(frame.format, frame.width, frame.height);
         if need == 0 || frame.data.len() < need {
             return None;
         }
+        let yuv = match frame.format {
+            PixelFormat::Rgb24 => None,
+            PixelFormat::I420(c) => Some(c),
+        };
         Some(Canvas {
             data: &mut frame.data[..need],
             w,
             h,
+            yuv,
         })
     }
 
@@ -93,6 +103,46 @@ impl<'a> Canvas<'a> {
         (cx0 < cx1 && cy0 < cy1).then_some((cx0..cx1, cy0..cy1))
     }
 
+    /// Offsets of the U and V planes and the chroma row length (I420).
+    fn chroma_layout(&self) -> (usize, usize, usize) {
+        let (cw, ch) = (self.w.div_ceil(2), self.h.div_ceil(2));
+        let u = self.w * self.h;
+        (u, u + cw * ch, cw)
+    }
+
+    /// Blends `src` with alpha `a` over the pixels `xs` of row `y` (already clipped).
+    fn span(&mut self, y: usize, xs: Range<usize>, src: [u8; 3], a: u8) {
+        if a == 0 || xs.is_empty() {
+            return;
+        }
+        match self.yuv {
+            None => {
+                let stride = self.w * 3;
+                blend_const(
+                    &mut self.data[y * stride + xs.start * 3..y * stride + xs.end * 3],
+                    src,
+                    a,
+                );
+            }
+            Some(c) => {
+                let [luma, u, v] = c.yuv(src);
+                let row = y * self.w;
+                blend_plane(&mut self.data[row + xs.start..row + xs.end], luma, a);
+                if y % 2 == 0 {
+                    // The chroma sample `cx` sits on luma column `2 cx`: it belongs to the
+                    // span that covers that column, so adjacent spans never blend it twice.
+                    let (cx0, cx1) = (xs.start.div_ceil(2), xs.end.div_ceil(2));
+                    if cx0 < cx1 {
+                        let (uo, vo, cw) = self.chroma_layout();
+                        let r = (y / 2) * cw;
+                        blend_plane(&mut self.data[uo + r + cx0..uo + r + cx1], u, a);
+                        blend_plane(&mut self.data[vo + r + cx0..vo + r + cx1], v, a);
+                    }
+                }
+            }
+        }
+    }
+
     /// Fills `[x0,x1) × [y0,y1)` with `c`, blending when `c` is translucent.
     pub(crate) fn fill_rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: Color) {
         if c.a == 0 {
@@ -101,11 +151,9 @@ impl<'a> Canvas<'a> {
         let Some((xs, ys)) = self.clip(x0, y0, x1, y1) else {
             return;
         };
-        let stride = self.w * 3;
         let src = [c.r, c.g, c.b];
         for y in ys {
-            let row = &mut self.data[y * stride + xs.start * 3..y * stride + xs.end * 3];
-            blend_const(row, src, c.a);
+            self.span(y, xs.clone(), src, c.a);
         }
     }
 
@@ -135,20 +183,43 @@ impl<'a> Canvas<'a> {
         else {
             return;
         };
-        let stride = self.w * 3;
         let src = [c.r, c.g, c.b];
         let ca = c.a as u32;
+        let alpha = |m: u8| {
+            if ca == 255 {
+                m as u32
+            } else {
+                div255(m as u32 * ca)
+            }
+        };
+        if let Some(color) = self.yuv {
+            let yuv = color.yuv(src);
+            let (uo, vo, cw) = self.chroma_layout();
+            for py in ys {
+                let my = (py as i64 - y) as usize;
+                for px in xs.clone() {
+                    let a = alpha(mask[my * w + (px as i64 - x) as usize]);
+                    if a == 0 {
+                        continue;
+                    }
+                    blend_one(&mut self.data[py * self.w + px], yuv[0], a);
+                    if py % 2 == 0 && px % 2 == 0 {
+                        let ci = (py / 2) * cw + px / 2;
+                        blend_one(&mut self.data[uo + ci], yuv[1], a);
+                        blend_one(&mut self.data[vo + ci], yuv[2], a);
+                    }
+                }
+            }
+            return;
+        }
+        let stride = self.w * 3;
         for py in ys {
             let my = (py as i64 - y) as usize;
             let mx0 = (xs.start as i64 - x) as usize;
             let mrow = &mask[my * w + mx0..my * w + mx0 + xs.len()];
             let row = &mut self.data[py * stride + xs.start * 3..py * stride + xs.end * 3];
             for (px, &m) in row.chunks_exact_mut(3).zip(mrow) {
-                let a = if ca == 255 {
-                    m as u32
-                } else {
-                    div255(m as u32 * ca)
-                };
+                let a = alpha(m);
                 if a == 255 {
                     px.copy_from_slice(&src);
                 } else if a != 0 {
@@ -158,12 +229,52 @@ impl<'a> Canvas<'a> {
         }
     }
 
-    /// Multiplies every pixel by `factor / 256` (`factor <= 256`): dims the frame.
+    /// Multiplies every pixel by `factor / 256` (`factor <= 256`): dims the frame (towards
+    /// black; for I420 luma towards the range's black and chroma towards grey).
     pub(crate) fn dim(&mut self, factor: u16) {
-        let f = factor.min(256) as u32;
-        for v in self.data.iter_mut() {
-            *v = ((*v as u32 * f) >> 8) as u8;
+        let f = factor.min(256) as i32;
+        match self.yuv {
+            None => {
+                for v in self.data.iter_mut() {
+                    *v = ((*v as u32 * f as u32) >> 8) as u8;
+                }
+            }
+            Some(c) => {
+                let black = if c.full_range { 0 } else { 16 };
+                let luma = self.w * self.h;
+                let (planes_y, chroma) = self.data.split_at_mut(luma);
+                for v in planes_y.iter_mut() {
+                    *v = (black + (((*v as i32 - black) * f) >> 8)).clamp(0, 255) as u8;
+                }
+                for v in chroma.iter_mut() {
+                    *v = (128 + (((*v as i32 - 128) * f) >> 8)).clamp(0, 255) as u8;
+                }
+            }
         }
+    }
+}
+
+/// Blends one value over one byte with coverage `a` (0–255).
+#[inline]
+fn blend_one(d: &mut u8, v: u8, a: u32) {
+    *d = if a >= 255 {
+        v
+    } else {
+        div255(v as u32 * a + *d as u32 * (255 - a)) as u8
+    };
+}
+
+/// Blends one value with one alpha over a run of single-channel bytes (a plane's row).
+fn blend_plane(bytes: &mut [u8], v: u8, a: u8) {
+    if a == 255 {
+        bytes.fill(v);
+        return;
+    }
+    let a = a as u16;
+    let pre = v as u16 * a;
+    let inv = 255 - a;
+    for d in bytes {
+        *d = div255_u16(pre + *d as u16 * inv) as u8;
     }
 }
 
@@ -302,7 +413,6 @@ impl Rasterizer {
         let y_end = (bottom.ceil().max(0.0) as usize).min(canvas.h);
         let mut next = 0;
         let src = [c.r, c.g, c.b];
-        let stride = w * 3;
         let alpha = |cov: i32| {
             let cov = cov.clamp(0, 255) as u32;
             (if c.a == 255 {
@@ -344,7 +454,6 @@ impl Rasterizer {
                 continue;
             }
             insertion_sort_by(&mut self.events, |a, b| a.x > b.x);
-            let row = &mut canvas.data[y * stride..(y + 1) * stride];
             let mut base = 0;
             let mut k = 0;
             while k < self.events.len() {
@@ -358,10 +467,10 @@ impl Rasterizer {
                 if x >= w {
                     break;
                 }
-                blend_const(&mut row[x * 3..x * 3 + 3], src, alpha(base + point));
+                canvas.span(y, x..x + 1, src, alpha(base + point));
                 let until = self.events.get(k).map_or(w, |e| e.x.min(w));
                 if base > 0 && until > x + 1 {
-                    blend_const(&mut row[(x + 1) * 3..until * 3], src, alpha(base));
+                    canvas.span(y, x + 1..until, src, alpha(base));
                 }
             }
         }
@@ -615,6 +724,62 @@ mod tests {
         let mut f = Frame::filled(2, 2, [200, 100, 0], Pts::ZERO);
         Canvas::new(&mut f).unwrap().dim(90);
         assert_eq!(f.pixel(1, 1), [70, 35, 0]);
+    }
+
+    fn i420(w: u32, h: u32) -> Frame {
+        let c = YuvColor::default();
+        let n = Frame::byte_len(PixelFormat::I420(c), w, h);
+        Frame::from_i420(
+            w,
+            h,
+            Pts::ZERO,
+            c,
+            vec![16; w as usize * h as usize]
+                .into_iter()
+                .chain(std::iter::repeat_n(128, n - w as usize * h as usize))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn i420_rects_colour_luma_and_the_chroma_they_cover() {
+        let mut f = i420(8, 6);
+        let red = Color::rgba(255, 0, 0, 255);
+        Canvas::new(&mut f).unwrap().fill_rect(2, 2, 6, 4, red);
+        let yuv = YuvColor::default().yuv([255, 0, 0]);
+        assert_eq!(f.pixel(2, 2), yuv);
+        assert_eq!(f.pixel(5, 3), yuv);
+        assert_eq!(f.pixel(1, 2), [16, 128, 128], "left of the rect");
+        assert_eq!(f.pixel(6, 3), [16, 128, 128], "right of the rect");
+        assert_eq!(f.pixel(2, 4)[0], 16, "below the rect");
+        assert_eq!(f.data.len(), 8 * 6 + 2 * 4 * 3, "no byte added");
+        // Half-transparent over black: luma halfway, chroma halfway to the colour's.
+        let mut g = i420(8, 6);
+        Canvas::new(&mut g)
+            .unwrap()
+            .fill_rect(0, 0, 8, 6, Color::rgba(255, 255, 255, 128));
+        assert_eq!(g.pixel(7, 5), [126, 128, 128]);
+    }
+
+    #[test]
+    fn i420_polygons_and_masks_stay_inside_and_dim_keeps_grey() {
+        let mut f = i420(32, 32);
+        let mut p = Path::default();
+        p.polygon([[4.0, 4.0], [20.0, 4.0], [20.0, 20.0], [4.0, 20.0]]);
+        fill(&mut f, &p, Color::rgba(0, 255, 0, 255));
+        let green = YuvColor::default().yuv([0, 255, 0]);
+        assert_eq!(f.pixel(10, 10), green);
+        assert_eq!(f.pixel(3, 10), [16, 128, 128]);
+        assert_eq!(f.pixel(21, 21), [16, 128, 128]);
+        let mut c = Canvas::new(&mut f).unwrap();
+        c.blit_mask(-2, 28, 4, &[255; 4 * 8], Color::rgba(255, 255, 255, 255));
+        assert_eq!(f.pixel(0, 31)[0], 235, "mask clipped to the frame, drawn");
+        assert_eq!(f.pixel(2, 31)[0], 16, "mask ends at x = 2");
+        let mut c = Canvas::new(&mut f).unwrap();
+        c.dim(128);
+        assert_eq!(f.pixel(0, 30), [(16 + (235 - 16) / 2) as u8, 128, 128]);
+        assert_eq!(f.pixel(30, 0), [16, 128, 128], "black stays black");
     }
 
     fn fill(f: &mut Frame, path: &Path, c: Color) {

@@ -1,7 +1,7 @@
 //! The always-on encoder of a run: frames in, H.264 out to an RTSP mount and/or an MP4 file.
 //!
 //! One pipeline per run, running whether or not anyone watches:
-//! `appsrc (RGB) ! videoconvert ! videoscale ! I420/NV12 at the output size ! x264enc
+//! `appsrc (RGB or I420) ! videoconvert ! videoscale ! I420/NV12 at the output size ! x264enc
 //! (zerolatency, ultrafast) | nvh264enc ! h264parse config-interval=-1 ! tee`, with one tee
 //! branch to an appsink that hands every access unit to the [`Mount`] (which fans it out to
 //! the RTSP clients' media) and an optional branch `h264parse ! mp4mux ! filesink`.
@@ -176,7 +176,9 @@ pub struct Output {
 
 struct PushState {
     retimer: Retimer,
-    caps_size: (u32, u32),
+    /// Size and format of the caps set on the appsrc, and their layout.
+    caps_key: Option<(u32, u32, sightline_core::PixelFormat)>,
+    info: Option<gst_video::VideoInfo>,
     fps: (i32, i32),
 }
 
@@ -303,7 +305,8 @@ impl Output {
             encoder: enc_name,
             state: Mutex::new(PushState {
                 retimer: Retimer::new(fps),
-                caps_size: (0, 0),
+                caps_key: None,
+                info: None,
                 fps: fps_frac,
             }),
             pushed: AtomicU64::new(0),
@@ -331,17 +334,15 @@ impl Output {
         if let Some(e) = self.shared.error.lock().clone() {
             return Err(e);
         }
-        if frame.data.len() != frame.width as usize * frame.height as usize * 3
-            || frame.width == 0
-            || frame.height == 0
-        {
+        if !frame.is_well_formed() || frame.width == 0 || frame.height == 0 {
             return Err(MediaError::internal(
                 &self.shared.name,
                 format!(
-                    "frame of {} bytes is not {}x{} RGB24",
+                    "frame of {} bytes is not {}x{} {:?}",
                     frame.data.len(),
                     frame.width,
-                    frame.height
+                    frame.height,
+                    frame.format
                 ),
             ));
         }
@@ -361,10 +362,17 @@ impl Output {
             }
         }
         let mut st = self.state.lock();
-        if st.caps_size != (frame.width, frame.height) {
-            st.caps_size = (frame.width, frame.height);
-            self.appsrc
-                .set_caps(Some(&rgb_caps(frame.width, frame.height, st.fps)));
+        let key = (frame.width, frame.height, frame.format);
+        if st.caps_key != Some(key) {
+            let info = crate::convert::frame_info(&frame)?;
+            let mut caps = info
+                .to_caps()
+                .map_err(|e| MediaError::internal(&self.shared.name, e.to_string()))?;
+            caps.make_mut()
+                .set("framerate", gst::Fraction::new(st.fps.0, st.fps.1));
+            self.appsrc.set_caps(Some(&caps));
+            st.caps_key = Some(key);
+            st.info = Some(info);
         }
         let pts = st.retimer.map(frame.pts.nanos()).max(0) as u64;
         let duration = st.retimer.frame_ns() as u64;
@@ -373,6 +381,19 @@ impl Output {
         if let Some(b) = buffer.get_mut() {
             b.set_pts(gst::ClockTime::from_nseconds(pts));
             b.set_duration(gst::ClockTime::from_nseconds(duration));
+            // Frames are tightly packed; GStreamer's default layout pads rows to 4 bytes, so
+            // say where the planes and rows are.
+            if let Some(info) = &st.info {
+                let _ = gst_video::VideoMeta::add_full(
+                    b,
+                    gst_video::VideoFrameFlags::empty(),
+                    info.format(),
+                    info.width(),
+                    info.height(),
+                    info.offset(),
+                    info.stride(),
+                );
+            }
         }
         self.shared.pending.lock().push_back(Pending {
             pts,

@@ -1,8 +1,9 @@
 //! Builds the decoding pipeline for each kind of source and turns appsink samples into
 //! [`Frame`]s.
 //!
-//! Every source ends the same way — `videoconvert ! video/x-raw,format=RGB ! appsink` — so
-//! the rest of Sightline sees one frame format. Files and network streams go through
+//! Every source ends the same way — `videoconvert ! video/x-raw,format=RGB|I420 ! appsink` —
+//! so the rest of Sightline sees one of two frame formats (with I420, `videoconvert` passes
+//! the decoder's buffers through untouched unless the decoder emits another YUV layout). Files and network streams go through
 //! `uridecodebin`, which picks demuxers and decoders by rank (hardware decoders outrank
 //! software ones when their plugin registers); the RTSP/HTTP element is configured in
 //! `source-setup` so credentials travel as properties, never inside a logged location.
@@ -17,7 +18,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
-use sightline_core::{Frame, Pts};
+use sightline_core::{Frame, PixelFormat, Pts};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,7 +47,7 @@ pub(super) fn build(
     let convert = make("videoconvert", uri)?;
     convert.set_property("n-threads", crate::convert_threads());
     let rgb = gst::Caps::builder("video/x-raw")
-        .field("format", "RGB")
+        .field("format", if opts.yuv { "I420" } else { "RGB" })
         .build();
     let sync = match spec {
         // Network and live test sources arrive in real time already; syncing would only add
@@ -288,7 +289,13 @@ impl SampleConverter {
             return Err(gst::FlowError::NotNegotiated);
         };
         let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
-        let data = copy_rgb(buffer, info).ok_or(gst::FlowError::Error)?;
+        let (data, format) = if info.format() == gst_video::VideoFormat::I420 {
+            let data = copy_i420(buffer, info).ok_or(gst::FlowError::Error)?;
+            (data, PixelFormat::I420(crate::convert::yuv_color(info)))
+        } else {
+            let data = copy_rgb(buffer, info).ok_or(gst::FlowError::Error)?;
+            (data, PixelFormat::Rgb24)
+        };
 
         let raw = buffer
             .pts()
@@ -309,6 +316,7 @@ impl SampleConverter {
             pts: Pts::from_nanos(pts),
             seq: self.seq,
             decoded_at: Instant::now(),
+            format,
             data,
         };
         self.seq += 1;
@@ -329,6 +337,33 @@ fn copy_rgb(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<Vec<
     let mut out = Vec::with_capacity(row * h);
     for y in 0..h {
         out.extend_from_slice(plane.get(y * stride..y * stride + row)?);
+    }
+    Some(out)
+}
+
+/// Copies the three planes of an I420 buffer into one tightly packed `Vec` (GStreamer pads
+/// each plane's rows to 4 bytes and may align the planes).
+fn copy_i420(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<Vec<u8>> {
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let mut out = Vec::with_capacity(w * h + 2 * w.div_ceil(2) * h.div_ceil(2));
+    for (p, (pw, ph)) in [
+        (w, h),
+        (w.div_ceil(2), h.div_ceil(2)),
+        (w.div_ceil(2), h.div_ceil(2)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let stride = usize::try_from(*frame.plane_stride().get(p)?).ok()?;
+        let plane = frame.plane_data(p as u32).ok()?;
+        if stride == pw {
+            out.extend_from_slice(plane.get(..pw * ph)?);
+        } else {
+            for y in 0..ph {
+                out.extend_from_slice(plane.get(y * stride..y * stride + pw)?);
+            }
+        }
     }
     Some(out)
 }

@@ -1,4 +1,5 @@
-//! Sources: a URI in, decoded RGB frames out, through a bounded queue.
+//! Sources: a URI in, decoded frames (RGB, or I420 with [`SourceOptions::yuv`]) out, through
+//! a bounded queue.
 //!
 //! A [`Source`] owns one GStreamer pipeline (built in [`build`]) and one small thread that
 //! watches its bus. The pipeline's streaming thread copies each decoded frame once into a
@@ -78,6 +79,9 @@ pub struct SourceOptions {
     /// No frame for this long while running (and not held back by the consumer) ⇒ `Lost`
     /// (default 5 s).
     pub stall_timeout: Duration,
+    /// Deliver frames in I420, the decoders' own format (no colour conversion; see
+    /// `docs/adr/0013-yuv-frames.md`) instead of packed RGB (default `false`: RGB).
+    pub yuv: bool,
 }
 
 impl SourceOptions {
@@ -96,6 +100,7 @@ impl SourceOptions {
             rtsp_transport: RtspTransport::Auto,
             loop_file: false,
             stall_timeout: Self::DEFAULT_STALL_TIMEOUT,
+            yuv: false,
         }
     }
 
