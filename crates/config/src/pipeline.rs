@@ -92,6 +92,11 @@ pub struct OutputSection {
     /// stages or pictures read, byte for byte as before) or `rgb` (every frame converted to
     /// RGB after decoding and back before encoding).
     pub frame_format: FrameFormat,
+    /// Height of the annotated stream in pixels, even, 64–4320 (the width follows the
+    /// source's aspect ratio); default: the source's own. Only scales down: detection,
+    /// rules and pictures always use the full source frame. At 1080p, `height = 720` about
+    /// halves the encoder's cost.
+    pub height: Option<u32>,
 }
 
 /// See [`OutputSection::frame_format`].
@@ -113,6 +118,7 @@ impl Default for OutputSection {
             bitrate_kbps: 2000,
             keyframe_interval_s: 1.0,
             frame_format: FrameFormat::I420,
+            height: None,
         }
     }
 }
@@ -272,6 +278,14 @@ impl PipelineConfig {
             && !p.ends_with(".mp4")
         {
             e.push("output.mp4", "must end with .mp4");
+        }
+        if let Some(h) = o.height
+            && (!(64..=4320).contains(&h) || h % 2 != 0)
+        {
+            e.push(
+                "output.height",
+                "must be an even number of pixels from 64 to 4320",
+            );
         }
         self.media.validate("media", &mut e);
         crate::secondary::validate(&self.secondary, names.as_deref(), &mut e);

@@ -228,8 +228,12 @@ pub struct InferenceSection {
     pub provider: String,
     /// When the provider is unavailable, log and fall back to CPU instead of refusing to start.
     pub fallback_to_cpu: bool,
-    /// ONNX Runtime intra-op threads (default: number of cores).
+    /// ONNX Runtime intra-op threads per session (default: number of cores ÷ `sessions`).
     pub intra_threads: Option<usize>,
+    /// Sessions per model, each on its own thread, sharing the streams' requests (default 1).
+    /// On a CPU, `sessions = <cores>` with `intra_threads = 1` carries more streams than one
+    /// session using every core (see the README's figures).
+    pub sessions: usize,
     /// TensorRT: build FP16 engines.
     pub tensorrt_fp16: bool,
     /// TensorRT: where built engines are cached (default `<data_dir>/trt-cache`).
@@ -250,6 +254,7 @@ impl Default for InferenceSection {
             provider: "cpu".into(),
             fallback_to_cpu: false,
             intra_threads: None,
+            sessions: 1,
             tensorrt_fp16: true,
             tensorrt_cache_dir: None,
             max_batch: 4,
@@ -426,6 +431,9 @@ impl ServerConfig {
         }
         if self.inference.max_batch == 0 {
             e.push("inference.max_batch", "must be at least 1");
+        }
+        if !(1..=64).contains(&self.inference.sessions) {
+            e.push("inference.sessions", "must be between 1 and 64");
         }
         if self.inference.intra_threads == Some(0) {
             e.push("inference.intra_threads", "must be at least 1");

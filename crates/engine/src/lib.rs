@@ -25,7 +25,7 @@ pub use run::{
     Control, FrameHook, LogObserver, RunContext, RunHandle, RunMedia, RunObserver, RunOutcome,
     RunSpec, spawn,
 };
-pub use status::{RunStatus, StatusSnapshot};
+pub use status::{RunStatus, StageSums, StatusSnapshot};
 pub use supervisor::{Engine, EngineOptions, EngineShared, RunOptions, RunView};
 pub use taps::{EncodedUnit, FrameTaps, LiveFeed};
 pub use writer::EventRouting;

@@ -50,7 +50,12 @@ pub fn runtime_options(s: &InferenceSection, data_dir: &Path) -> RuntimeOptions 
     let mut o = RuntimeOptions {
         provider,
         fallback_to_cpu: s.fallback_to_cpu,
-        intra_threads: s.intra_threads,
+        // Sessions share the cores: without a thread count, each gets its share.
+        intra_threads: s.intra_threads.or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (s.sessions > 1).then(|| (cores / s.sessions).max(1))
+        }),
+        sessions: s.sessions.max(1),
         ..RuntimeOptions::default()
     };
     o.batch.max_batch = s.max_batch.max(1);

@@ -428,6 +428,7 @@ impl RunLoop {
         if let Some(p) = mp4_path.as_ref().and_then(|p| p.parent()) {
             let _ = std::fs::create_dir_all(p);
         }
+        let (width, height) = output_size(width, height, c.height);
         let mut opts = OutputOptions::new(width, height, self.out_fps);
         opts.mount = mount;
         opts.mp4_path = mp4_path;
@@ -649,6 +650,7 @@ impl RunLoop {
             timings: &timings,
         }
         .emit();
+        let rest_from = Instant::now();
         if let Err(o) = self.emit_events(events, proc) {
             return Flow::End(o);
         }
@@ -661,6 +663,7 @@ impl RunLoop {
         {
             return Flow::End(RunOutcome::failed("internal", format!("output: {e}")));
         }
+        status.stages.add(&timings, rest_from.elapsed());
         let latency = now.duration_since(decoded_at).as_secs_f64() * 1000.0;
         self.latency.push(latency);
         let fps = self.fps.tick(now);
@@ -902,12 +905,39 @@ fn record_options(
     )
 }
 
-/// `file://…` or a plain path.
+/// The annotated stream's size: the source's, or scaled down to `height` (even sizes, the
+/// source's aspect ratio).
+fn output_size(width: u32, height: u32, want: Option<u32>) -> (u32, u32) {
+    match want {
+        Some(h) if h < height && height > 0 => {
+            let w = (f64::from(width) * f64::from(h) / f64::from(height) / 2.0).round() as u32 * 2;
+            (w.max(2), h)
+        }
+        _ => (width, height),
+    }
+}
+
 /// The local file a file source names (`None` for network sources).
 pub fn file_path_of(uri: &str) -> Option<PathBuf> {
     sightline_media::file_path(uri)
 }
 
+/// `file://…` or a plain path.
 pub fn is_file_uri(uri: &str) -> bool {
     uri.starts_with("file:") || !uri.contains("://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output_size;
+
+    #[test]
+    fn output_height_scales_down_only_keeping_the_aspect_ratio() {
+        assert_eq!(output_size(1920, 1080, Some(720)), (1280, 720));
+        assert_eq!(output_size(768, 576, Some(360)), (480, 360));
+        assert_eq!(output_size(1280, 720, Some(1080)), (1280, 720), "never up");
+        assert_eq!(output_size(1920, 1080, None), (1920, 1080));
+        let (w, _) = output_size(1000, 750, Some(100));
+        assert_eq!(w % 2, 0, "even width");
+    }
 }

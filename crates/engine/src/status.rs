@@ -23,8 +23,96 @@ pub struct RunStatus {
     pub reconnects: AtomicU64,
     /// Inference on every n-th frame now (the config's, or more while degraded).
     pub inference_interval: AtomicU64,
+    /// Time spent per stage, summed over the run's frames (for `sightline bench`).
+    pub stages: StageTotals,
     inner: Mutex<StatusInner>,
     started: Instant,
+}
+
+/// Nanoseconds spent in each stage of the run thread, summed over frames.
+#[derive(Debug, Default)]
+pub struct StageTotals {
+    frames: AtomicU64,
+    inferred: AtomicU64,
+    convert: AtomicU64,
+    infer: AtomicU64,
+    track: AtomicU64,
+    secondary: AtomicU64,
+    rules: AtomicU64,
+    draw: AtomicU64,
+    pictures: AtomicU64,
+    rest: AtomicU64,
+}
+
+/// A copy of [`StageTotals`]: sums in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageSums {
+    pub frames: u64,
+    pub inferred: u64,
+    pub convert_ms: f64,
+    /// Wall time of inference requests (pre-process, queue, session, decode), run thread.
+    pub infer_ms: f64,
+    pub track_ms: f64,
+    pub secondary_ms: f64,
+    pub rules_ms: f64,
+    pub draw_ms: f64,
+    pub pictures_ms: f64,
+    /// Events, frame taps and handing the frame to the encoder.
+    pub rest_ms: f64,
+}
+
+impl StageSums {
+    /// `self - earlier`, stage by stage.
+    pub fn since(&self, earlier: &StageSums) -> StageSums {
+        StageSums {
+            frames: self.frames - earlier.frames,
+            inferred: self.inferred - earlier.inferred,
+            convert_ms: self.convert_ms - earlier.convert_ms,
+            infer_ms: self.infer_ms - earlier.infer_ms,
+            track_ms: self.track_ms - earlier.track_ms,
+            secondary_ms: self.secondary_ms - earlier.secondary_ms,
+            rules_ms: self.rules_ms - earlier.rules_ms,
+            draw_ms: self.draw_ms - earlier.draw_ms,
+            pictures_ms: self.pictures_ms - earlier.pictures_ms,
+            rest_ms: self.rest_ms - earlier.rest_ms,
+        }
+    }
+}
+
+impl StageTotals {
+    pub fn add(&self, t: &crate::processor::StageTimings, rest: std::time::Duration) {
+        let add = |a: &AtomicU64, d: std::time::Duration| {
+            a.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        };
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        if t.inferred {
+            self.inferred.fetch_add(1, Ordering::Relaxed);
+        }
+        add(&self.convert, t.convert);
+        add(&self.infer, t.infer);
+        add(&self.track, t.track);
+        add(&self.secondary, t.secondary);
+        add(&self.rules, t.rules);
+        add(&self.draw, t.draw);
+        add(&self.pictures, t.pictures);
+        add(&self.rest, rest);
+    }
+
+    pub fn sums(&self) -> StageSums {
+        let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
+        StageSums {
+            frames: self.frames.load(Ordering::Relaxed),
+            inferred: self.inferred.load(Ordering::Relaxed),
+            convert_ms: ms(&self.convert),
+            infer_ms: ms(&self.infer),
+            track_ms: ms(&self.track),
+            secondary_ms: ms(&self.secondary),
+            rules_ms: ms(&self.rules),
+            draw_ms: ms(&self.draw),
+            pictures_ms: ms(&self.pictures),
+            rest_ms: ms(&self.rest),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +177,7 @@ impl Default for RunStatus {
             events: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             inference_interval: AtomicU64::new(1),
+            stages: StageTotals::default(),
             inner: Mutex::new(StatusInner {
                 state: RunState::Starting,
                 fps: 0.0,

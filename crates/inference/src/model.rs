@@ -109,7 +109,7 @@ pub(crate) struct ModelCore {
 pub struct SharedModel {
     pub(crate) core: Arc<ModelCore>,
     pub(crate) shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for SharedModel {
@@ -123,8 +123,9 @@ impl std::fmt::Debug for SharedModel {
 const POOL_MAX: usize = 32;
 
 impl SharedModel {
-    /// Opens the model (one session for `opts.provider`), checks it against its manifest and
-    /// starts the batcher thread.
+    /// Opens the model (`opts.sessions` sessions for `opts.provider`), checks it against its
+    /// manifest and starts one batcher thread per session; the batchers share the clients'
+    /// queues, so a free session takes the next request.
     pub fn load(
         onnx: &Path,
         manifest: ModelManifest,
@@ -149,21 +150,34 @@ impl SharedModel {
         } else {
             1
         };
-        let batcher = Batcher {
-            session,
-            shared: shared.clone(),
-            max_batch,
-            max_wait: opts.batch.max_wait,
-            batch_buf: Vec::new(),
-        };
-        let worker = std::thread::Builder::new()
-            .name(format!("infer-{}", core.info.name))
-            .spawn(move || batcher.run())
-            .map_err(|e| InferError::io("starting the batcher thread", e))?;
+        let mut sessions = vec![session];
+        for _ in 1..opts.sessions.max(1) {
+            sessions.push(ModelSession::open(onnx, &core.manifest, opts)?.0);
+        }
+        let mut workers = Vec::new();
+        for (i, session) in sessions.into_iter().enumerate() {
+            let batcher = Batcher {
+                session,
+                shared: shared.clone(),
+                max_batch,
+                max_wait: opts.batch.max_wait,
+                batch_buf: Vec::new(),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("infer-{}-{i}", core.info.name))
+                .spawn(move || batcher.run());
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    stop_workers(&shared, &mut workers, &core.info.name);
+                    return Err(InferError::io("starting the batcher thread", e));
+                }
+            }
+        }
         Ok(Arc::new(SharedModel {
             core,
             shared,
-            worker: Mutex::new(Some(worker)),
+            workers: Mutex::new(workers),
         }))
     }
 
@@ -202,12 +216,17 @@ impl SharedModel {
 
 impl Drop for SharedModel {
     fn drop(&mut self) {
-        self.shared.state.lock().shutdown = true;
-        self.shared.wake.notify_all();
-        if let Some(h) = self.worker.lock().take()
-            && h.join().is_err()
-        {
-            tracing::error!(model = %self.core.info.name, "batcher thread panicked");
+        stop_workers(&self.shared, &mut self.workers.lock(), &self.core.info.name);
+    }
+}
+
+/// Stops and joins the batcher threads.
+fn stop_workers(shared: &Shared, workers: &mut Vec<JoinHandle<()>>, name: &str) {
+    shared.state.lock().shutdown = true;
+    shared.wake.notify_all();
+    for h in workers.drain(..) {
+        if h.join().is_err() {
+            tracing::error!(model = %name, "batcher thread panicked");
         }
     }
 }

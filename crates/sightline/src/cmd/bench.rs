@@ -133,6 +133,42 @@ pub struct BenchReport {
     /// The largest N that held the target (0: not even one).
     pub max_streams_ok: usize,
     pub python: Option<PythonComparison>,
+    /// Where one stream's CPU goes, per frame (one stream paced like a camera).
+    pub stages: Option<StageCosts>,
+}
+
+/// Core-milliseconds per frame by stage, averaged over every frame of the first ramp step (one
+/// stream paced like a camera; a stage that runs on some frames only is spread over all of
+/// them).
+#[derive(Debug, Clone, Serialize)]
+pub struct StageCosts {
+    /// `[output].frame_format` of the config.
+    pub frame_format: String,
+    pub frames: u64,
+    /// Share of frames that went through inference.
+    pub inferred_share: f64,
+    /// Decoding (and, with `rgb`, the I420 → RGB conversion after it): the decode-only run.
+    pub decode_ms: f64,
+    /// I420 → RGB for the frames the stages read (`i420` only): run thread.
+    pub convert_ms: f64,
+    /// Pre-process, session and post-process: what remains of the stream's process CPU once
+    /// the other rows are taken out (the session's threads are not timed one by one).
+    pub infer_ms: f64,
+    /// Wall time of one inference request on the run thread (inferred frames only).
+    pub infer_wall_ms: f64,
+    pub track_ms: f64,
+    pub secondary_ms: f64,
+    pub rules_ms: f64,
+    pub draw_ms: f64,
+    pub pictures_ms: f64,
+    /// Events, frame taps, handing the frame to the encoder.
+    pub rest_ms: f64,
+    /// `x264enc` (after RGB → I420 with `rgb`): the encode-only run.
+    pub encode_ms: f64,
+    /// The process's CPU over the window ÷ the stream's frames.
+    pub total_ms: f64,
+    /// The same CPU by thread (name with digits dropped), core-ms per frame, largest first.
+    pub threads: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,13 +218,17 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     );
 
     // 1. Limits.
-    bar.set_message("decode-only limit");
-    sightline_media::init().context("GStreamer")?;
-    let (decode_fps, source_fps) = decode_only_fps(&clip, Duration::from_secs(a.seconds))?;
-    bar.inc(a.seconds);
-    bar.set_message("inference-only limit");
     let pipeline = sightline_config::PipelineConfig::from_file(&config)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    let yuv = pipeline.output.frame_format == sightline_config::FrameFormat::I420;
+    bar.set_message("decode-only limit");
+    sightline_media::init().context("GStreamer")?;
+    let (decode_fps, source_fps, decode_core_ms) =
+        decode_only_fps(&clip, Duration::from_secs(a.seconds), yuv)?;
+    bar.set_message("encode cost");
+    let encode_ms = encode_core_ms(&clip, yuv, source_fps, &pipeline.output)?;
+    bar.inc(a.seconds);
+    bar.set_message("inference-only limit");
     let mut iopts = InferenceBenchOptions::for_repo(&repo)?;
     // The limits are those of the model the config runs (registered or built-in).
     sightline_inference::init_runtime(server.inference.library_path.as_deref())?;
@@ -244,7 +284,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     server.database_url = None;
     server.engine.max_runs = a.max_streams as u32 + 1;
     let rt = runtime()?;
-    let (single_stream_fps, steps) = rt.block_on(async {
+    let (single_stream_fps, steps, single) = rt.block_on(async {
         let p = prepare(
             &server,
             &EngineArgs {
@@ -283,6 +323,40 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
             && s.inference_interval_max <= u64::from(interval);
     }
     let max_streams_ok = steps.iter().take_while(|s| s.ok).count();
+    let stages = single.map(|(sums, cpu_s, threads)| {
+        let n = sums.frames.max(1) as f64;
+        let run_thread = (sums.convert_ms
+            + sums.track_ms
+            + sums.secondary_ms
+            + sums.rules_ms
+            + sums.draw_ms
+            + sums.pictures_ms
+            + sums.rest_ms)
+            / n;
+        let total = cpu_s * 1000.0 / n;
+        StageCosts {
+            frame_format: if yuv { "i420" } else { "rgb" }.to_owned(),
+            frames: sums.frames,
+            inferred_share: sums.inferred as f64 / n,
+            decode_ms: decode_core_ms,
+            convert_ms: sums.convert_ms / n,
+            infer_wall_ms: sums.infer_ms / sums.inferred.max(1) as f64,
+            infer_ms: (total - decode_core_ms - encode_ms - run_thread).max(0.0),
+            track_ms: sums.track_ms / n,
+            secondary_ms: sums.secondary_ms / n,
+            rules_ms: sums.rules_ms / n,
+            draw_ms: sums.draw_ms / n,
+            pictures_ms: sums.pictures_ms / n,
+            rest_ms: sums.rest_ms / n,
+            encode_ms,
+            total_ms: total,
+            threads: threads
+                .into_iter()
+                .take(12)
+                .map(|(name, cpu)| (name, cpu * 1000.0 / n))
+                .collect(),
+        }
+    });
     let limit_1 = decode_fps.min(infer_1);
     let ramp_efficiency = (max_streams_ok > 0).then(|| {
         let s = &steps[max_streams_ok - 1];
@@ -309,6 +383,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
         steps,
         max_streams_ok,
         python,
+        stages,
     };
     if let Some(p) = &a.plot {
         plot(&report, p).with_context(|| format!("plot {}", p.display()))?;
@@ -323,11 +398,13 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Frames per second decoding the clip with nothing else to do (looped if it is short), and
 /// the clip's own frame rate (25 when the stream does not say).
-fn decode_only_fps(clip: &Path, budget: Duration) -> anyhow::Result<(f64, f64)> {
+fn decode_only_fps(clip: &Path, budget: Duration, yuv: bool) -> anyhow::Result<(f64, f64, f64)> {
     use sightline_media::{Pacing, Source, SourceEvent, SourceOptions};
     let mut o = SourceOptions::new(format!("file://{}", clip.display())).with_pacing(Pacing::Fast);
     o.loop_file = true;
+    o.yuv = yuv;
     let src = Source::open(o)?;
+    let (cpu0, _) = crate::metrics::process_usage();
     let t0 = Instant::now();
     let mut n = 0u64;
     while t0.elapsed() < budget {
@@ -340,9 +417,101 @@ fn decode_only_fps(clip: &Path, budget: Duration) -> anyhow::Result<(f64, f64)> 
         }
     }
     let fps = n as f64 / t0.elapsed().as_secs_f64();
+    let (cpu1, _) = crate::metrics::process_usage();
     let source_fps = src.info().fps.unwrap_or(25.0);
     src.close();
-    Ok((fps, source_fps))
+    Ok((fps, source_fps, (cpu1 - cpu0) * 1000.0 / n.max(1) as f64))
+}
+
+/// CPU seconds of this process's threads so far, grouped by thread name with digits
+/// dropped (`infer-nanodet-m-416-0` and `-1` are one group; GStreamer names its streaming
+/// threads after their element), from `/proc/self/task/*/stat`.
+fn thread_cpu() -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    // /proc reports times in USER_HZ, which Linux fixes at 100 for user space on every ABI.
+    let tick = 100.0;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // `tid (comm) state ppid … utime stime …`: comm may hold spaces; fields after it.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name: String = stat[open + 1..close]
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // After the comm: state(0) ppid(1) … utime(11) stime(12).
+        *out.entry(name.trim_end_matches(['-', ':', '_']).to_owned())
+            .or_insert(0.0) += (ticks(11) + ticks(12)) / tick;
+    }
+    out
+}
+
+/// Core-milliseconds per frame the encoder (`x264enc`, after `videoconvert` RGB → I420 for
+/// RGB frames, and `videoscale` when the config scales the output) spends on the clip's frames: 40 frames decoded first, pushed 3 times over
+/// into an output with nothing else running; the copies made to push them are timed and
+/// taken out.
+fn encode_core_ms(
+    clip: &Path,
+    yuv: bool,
+    fps: f64,
+    output: &sightline_config::OutputSection,
+) -> anyhow::Result<f64> {
+    use sightline_media::{Output, OutputOptions, Pacing, Source, SourceEvent, SourceOptions};
+    let mut o = SourceOptions::new(format!("file://{}", clip.display())).with_pacing(Pacing::Fast);
+    o.loop_file = true;
+    o.yuv = yuv;
+    let src = Source::open(o)?;
+    let mut frames = Vec::new();
+    while frames.len() < 40 {
+        match src.next(Duration::from_secs(5)) {
+            SourceEvent::Frame(f) => frames.push(f),
+            SourceEvent::Idle => {}
+            other => bail!("decoding {}: {other:?}", clip.display()),
+        }
+    }
+    src.close();
+    let (w, h) = (frames[0].width, frames[0].height);
+    // Scaled like the run's output when the config sets `output.height`.
+    let (w, h) = match output.height {
+        Some(oh) if oh < h => (
+            ((w as f64 * oh as f64 / h as f64) / 2.0).round() as u32 * 2,
+            oh,
+        ),
+        _ => (w, h),
+    };
+    let mut opts = OutputOptions::new(w, h, fps);
+    opts.bitrate_kbps = output.bitrate_kbps;
+    let out = Output::start(opts)?;
+    let (mut copying, mut n) = (Duration::ZERO, 0u64);
+    let (cpu0, _) = crate::metrics::process_usage();
+    for round in 0..3u64 {
+        for (i, f) in frames.iter().enumerate() {
+            let t = Instant::now();
+            let mut f = f.clone();
+            copying += t.elapsed();
+            f.pts = sightline_core::Pts::from_nanos(
+                ((round * frames.len() as u64 + i as u64) as f64 * 1e9 / fps) as i64,
+            );
+            out.push(f)?;
+            n += 1;
+        }
+    }
+    out.finish()?;
+    let (cpu1, _) = crate::metrics::process_usage();
+    Ok(((cpu1 - cpu0) - copying.as_secs_f64()) * 1000.0 / n as f64)
 }
 
 async fn add_run(
@@ -407,7 +576,13 @@ struct RampCtx {
     source_fps: f64,
 }
 
-async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result<(f64, Vec<Step>)> {
+type SingleStages = Option<(sightline_engine::StageSums, f64, Vec<(String, f64)>)>;
+
+async fn ramp(
+    a: &BenchArgs,
+    ctx: &RampCtx,
+    bar: &ProgressBar,
+) -> anyhow::Result<(f64, Vec<Step>, SingleStages)> {
     let (store, shared, clip) = (&ctx.store, ctx.shared.as_ref(), ctx.clip.as_path());
     let (version, source_fps) = (ctx.version, ctx.source_fps);
     // 2. One stream, unpaced.
@@ -421,6 +596,7 @@ async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
     let after = shared.status(&fast).context("run vanished")?;
     let single = (after.frames_out - before.frames_out) as f64 / t0.elapsed().as_secs_f64();
+    let mut stages = None;
     store.request_stop(&fast).await?;
     wait_gone(shared, &fast).await;
     bar.inc(a.seconds + 2);
@@ -439,11 +615,30 @@ async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result
             .iter()
             .filter_map(|i| Some((i.clone(), shared.status(i)?)))
             .collect();
+        // Stage costs come from the one paced stream: with cores to spare, a stage's wall
+        // time on the run thread is its CPU time (unpaced, the threads preempt each other).
+        let sums = || shared.run_view(&ids[0]).map(|v| v.status.stages.sums());
+        let sums0 = sums();
+        let threads0 = thread_cpu();
         let (cpu0, _) = crate::metrics::process_usage();
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(a.seconds)).await;
         let dt = t0.elapsed().as_secs_f64();
         let (cpu1, rss) = crate::metrics::process_usage();
+        if n == 1 {
+            let mut threads: Vec<(String, f64)> = thread_cpu()
+                .into_iter()
+                .map(|(k, v)| {
+                    let d = v - threads0.get(&k).copied().unwrap_or(0.0);
+                    (k, d)
+                })
+                .filter(|(_, d)| *d > 0.0)
+                .collect();
+            threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+            stages = sums0
+                .zip(sums())
+                .map(|(b, e)| (e.since(&b), cpu1 - cpu0, threads));
+        }
         let mut fps = Vec::new();
         let mut drops = Vec::new();
         let mut p50 = Vec::new();
@@ -487,7 +682,7 @@ async fn ramp(a: &BenchArgs, ctx: &RampCtx, bar: &ProgressBar) -> anyhow::Result
     for i in &ids {
         let _ = store.request_stop(i).await;
     }
-    Ok((single, steps))
+    Ok((single, steps, stages))
 }
 
 async fn wait_gone(shared: &EngineShared, id: &RunId) {
@@ -534,6 +729,45 @@ fn table(r: &BenchReport) -> String {
             py.inference_ratio
                 .map(|x| format!(", inference path ÷ python = {x:.2}"))
                 .unwrap_or_default()
+        );
+    }
+    if let Some(c) = &r.stages {
+        let _ = writeln!(
+            s,
+            "\nwhere one stream's CPU goes (core-ms per frame, averaged over all frames; frames {}, {:.0} % inferred, frame format {}):",
+            c.frames,
+            c.inferred_share * 100.0,
+            c.frame_format
+        );
+        let _ = writeln!(
+            s,
+            "| decode | convert | infer | track | secondary | rules | draw | pictures | events+taps+push | encode | total (process) |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| {:.2} | {:.2} | {:.2} ({:.1} ms wall each) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            c.decode_ms,
+            c.convert_ms,
+            c.infer_ms,
+            c.infer_wall_ms,
+            c.track_ms,
+            c.secondary_ms,
+            c.rules_ms,
+            c.draw_ms,
+            c.pictures_ms,
+            c.rest_ms,
+            c.encode_ms,
+            c.total_ms
+        );
+        let _ = writeln!(
+            s,
+            "by thread (core-ms per frame): {}\n",
+            c.threads
+                .iter()
+                .map(|(n, ms)| format!("{n} {ms:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let _ = writeln!(
