@@ -71,6 +71,30 @@ fn bench_reports_json_and_a_plot() {
     let ok = r["max_streams_ok"].as_u64().unwrap() as usize;
     assert!(ok <= steps.len());
     assert!(r["python"].is_null(), "no baseline asked for");
+    // Where one stream's CPU goes: every stage present, the measured ones positive.
+    let c = &r["stages"];
+    assert_eq!(c["frame_format"], "i420", "{c}");
+    assert!(c["frames"].as_u64().unwrap() > 0, "{c}");
+    for k in ["decode_ms", "encode_ms", "draw_ms", "total_ms"] {
+        assert!(c[k].as_f64().unwrap() > 0.0, "{k}: {c}");
+    }
+    for k in [
+        "convert_ms",
+        "infer_ms",
+        "track_ms",
+        "rules_ms",
+        "pictures_ms",
+        "rest_ms",
+    ] {
+        assert!(c[k].as_f64().unwrap() >= 0.0, "{k}: {c}");
+    }
+    let threads = c["threads"].as_array().unwrap();
+    assert!(
+        threads
+            .iter()
+            .any(|t| t[0].as_str().unwrap().starts_with("run-")),
+        "the run thread is among the threads: {threads:?}"
+    );
     let png = std::fs::read(&plot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
