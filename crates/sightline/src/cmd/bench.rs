@@ -685,9 +685,19 @@ async fn ramp(
     Ok((single, steps, stages))
 }
 
+/// Waits until the run is gone from the engine and its thread (`run-{id}`, as much of the
+/// name as Linux keeps) has exited, so that its last frames do not count in the next step.
 async fn wait_gone(shared: &EngineShared, id: &RunId) {
     let t0 = Instant::now();
-    while shared.status(id).is_some() && t0.elapsed() < Duration::from_secs(15) {
+    let thread: String = format!("run-{id}")
+        .chars()
+        .take(15)
+        .filter(|c| !c.is_ascii_digit())
+        .collect();
+    let thread = thread.trim_end_matches(['-', ':', '_']).to_owned();
+    while (shared.status(id).is_some() || thread_cpu().contains_key(&thread))
+        && t0.elapsed() < Duration::from_secs(15)
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
