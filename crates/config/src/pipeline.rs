@@ -280,7 +280,7 @@ impl PipelineConfig {
             e.push("output.mp4", "must end with .mp4");
         }
         if let Some(h) = o.height
-            && (!(64..=4320).contains(&h) || h % 2 != 0)
+            && (!(64..=4320).contains(&h) || !h.is_multiple_of(2))
         {
             e.push(
                 "output.height",

@@ -81,18 +81,21 @@ pub(crate) fn frame_info(frame: &Frame) -> Result<gst_video::VideoInfo, MediaErr
 /// stream; reuse it).
 #[derive(Default)]
 pub struct RgbConverter {
-    cached: Option<(
-        (u32, u32, PixelFormat),
-        gst_video::VideoConverter,
-        gst_video::VideoInfo,
-        gst_video::VideoInfo,
-    )>,
+    cached: Option<Cached>,
+}
+
+/// The converter of one frame size and format, with the layouts it was built for.
+struct Cached {
+    key: (u32, u32, PixelFormat),
+    conv: gst_video::VideoConverter,
+    in_info: gst_video::VideoInfo,
+    out_info: gst_video::VideoInfo,
 }
 
 impl std::fmt::Debug for RgbConverter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RgbConverter")
-            .field("cached", &self.cached.as_ref().map(|c| c.0))
+            .field("cached", &self.cached.as_ref().map(|c| c.key))
             .finish()
     }
 }
@@ -122,7 +125,7 @@ impl RgbConverter {
         }
         crate::init()?;
         let key = (frame.width, frame.height, frame.format);
-        if self.cached.as_ref().is_none_or(|c| c.0 != key) {
+        if self.cached.as_ref().is_none_or(|c| c.key != key) {
             let in_info = frame_info(frame)?;
             let out_info = frame_info(&Frame {
                 format: PixelFormat::Rgb24,
@@ -135,9 +138,20 @@ impl RgbConverter {
             config.set_chroma_resampler_method(gst_video::VideoResamplerMethod::Linear);
             let conv = gst_video::VideoConverter::new(&in_info, &out_info, Some(config))
                 .map_err(|e| MediaError::internal("frame", e.to_string()))?;
-            self.cached = Some((key, conv, in_info, out_info));
+            self.cached = Some(Cached {
+                key,
+                conv,
+                in_info,
+                out_info,
+            });
         }
-        let Some((_, conv, in_info, out_info)) = &self.cached else {
+        let Some(Cached {
+            conv,
+            in_info,
+            out_info,
+            ..
+        }) = &self.cached
+        else {
             unreachable!("set above")
         };
         let err = |e: &dyn std::fmt::Display| MediaError::internal("frame", e.to_string());

@@ -128,7 +128,7 @@ impl<'a> Canvas<'a> {
                 let [luma, u, v] = c.yuv(src);
                 let row = y * self.w;
                 blend_plane(&mut self.data[row + xs.start..row + xs.end], luma, a);
-                if y % 2 == 0 {
+                if y.is_multiple_of(2) {
                     // The chroma sample `cx` sits on luma column `2 cx`: it belongs to the
                     // span that covers that column, so adjacent spans never blend it twice.
                     let (cx0, cx1) = (xs.start.div_ceil(2), xs.end.div_ceil(2));
@@ -203,7 +203,7 @@ impl<'a> Canvas<'a> {
                         continue;
                     }
                     blend_one(&mut self.data[py * self.w + px], yuv[0], a);
-                    if py % 2 == 0 && px % 2 == 0 {
+                    if py.is_multiple_of(2) && px.is_multiple_of(2) {
                         let ci = (py / 2) * cw + px / 2;
                         blend_one(&mut self.data[uo + ci], yuv[1], a);
                         blend_one(&mut self.data[vo + ci], yuv[2], a);
