@@ -18,7 +18,9 @@ pub mod sources;
 pub use media::{
     MediaSettings, PictureSource, PipelineMedia, Retention, RetentionOverride, S3Settings,
 };
-pub use pipeline::{FrameFormat, ModelSection, OutputSection, PipelineConfig, PipelineConfigError};
+pub use pipeline::{
+    FrameFormat, ModelSection, MotionGate, OutputSection, PipelineConfig, PipelineConfigError,
+};
 pub use policy::{Backoff, ConnectPolicy, ReconnectPolicy, RtspTransport, WatchdogPolicy};
 pub use secondary::{SecondaryDef, SecondaryKind};
 pub use secret::{Secret, mask_url};

@@ -60,6 +60,39 @@ pub struct ModelSection {
     pub classes: Vec<String>,
     /// Run inference on every Nth frame; the tracker predicts the frames in between.
     pub interval: u32,
+    /// Skip inference on frames where nothing moved (off by default).
+    pub motion_gate: MotionGate,
+}
+
+/// Motion gating: a frame due for inference is compared with the last inferred one on a
+/// small grid of luma averages; when too little of the picture changed, inference is skipped
+/// and the tracker predicts, as between `interval` frames. A still camera then costs little
+/// more than decoding and encoding. Off by default: a change below the threshold (a small,
+/// slow object far away) is only seen at the next refresh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MotionGate {
+    /// Turn the gate on.
+    pub enabled: bool,
+    /// A grid cell counts as changed when its mean luma moved by more than this (0–255
+    /// levels).
+    pub cell_delta: u8,
+    /// Infer when at least this fraction of the picture's cells changed (0–1).
+    pub min_area: f32,
+    /// Infer at least this often anyway, in seconds of stream time (new objects that do not
+    /// move, lighting drifts).
+    pub refresh_s: f64,
+}
+
+impl Default for MotionGate {
+    fn default() -> Self {
+        MotionGate {
+            enabled: false,
+            cell_delta: 10,
+            min_area: 0.001,
+            refresh_s: 1.0,
+        }
+    }
 }
 
 impl Default for ModelSection {
@@ -70,6 +103,7 @@ impl Default for ModelSection {
             iou_threshold: None,
             classes: Vec::new(),
             interval: 1,
+            motion_gate: MotionGate::default(),
         }
     }
 }
@@ -232,6 +266,19 @@ impl PipelineConfig {
         }
         if m.interval == 0 {
             e.push("model.interval", "must be at least 1 (1 = every frame)");
+        }
+        let g = &m.motion_gate;
+        if g.cell_delta == 0 {
+            e.push("model.motion_gate.cell_delta", "must be at least 1");
+        }
+        if !(g.min_area > 0.0 && g.min_area <= 1.0) {
+            e.push("model.motion_gate.min_area", "must be within (0, 1]");
+        }
+        if !(g.refresh_s > 0.0 && g.refresh_s <= 3600.0) {
+            e.push(
+                "model.motion_gate.refresh_s",
+                "must be within (0, 3600] seconds",
+            );
         }
         for (p, v) in [
             ("model.score_threshold", m.score_threshold),

@@ -23,6 +23,51 @@ fn the_demo_config_is_valid() {
 }
 
 #[test]
+fn every_shipped_config_is_valid() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(repo().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let c = PipelineConfig::from_file(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            c.validate(Some(&labels()))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "found {n} configs");
+    let still = PipelineConfig::from_file(&repo().join("configs/still-camera.toml")).unwrap();
+    assert!(still.model.motion_gate.enabled);
+    let demo = PipelineConfig::from_file(&repo().join("configs/demo.toml")).unwrap();
+    assert!(
+        !demo.model.motion_gate.enabled,
+        "the gate is off by default"
+    );
+}
+
+#[test]
+fn motion_gate_settings_are_checked() {
+    let text = r#"
+[model.motion_gate]
+enabled = true
+cell_delta = 0
+min_area = 1.5
+refresh_s = 0
+"#;
+    let c = PipelineConfig::from_toml(text).unwrap();
+    let errs = c.validate(Some(&labels())).unwrap_err().to_string();
+    for needle in [
+        "model.motion_gate.cell_delta",
+        "model.motion_gate.min_area",
+        "model.motion_gate.refresh_s",
+    ] {
+        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+    }
+    let err = PipelineConfig::from_toml("[model.motion_gate]\nthreshold = 3\n").unwrap_err();
+    assert!(err.to_string().contains("model.motion_gate"), "{err}");
+}
+
+#[test]
 fn every_error_is_reported_with_its_path() {
     let text = r#"
 [model]

@@ -9,6 +9,7 @@ pub mod clips;
 pub mod degrade;
 pub mod events;
 pub mod models;
+pub mod motion;
 pub mod processor;
 pub mod run;
 pub mod secondary;

@@ -34,6 +34,11 @@ pub struct StageTimings {
     pub convert: Duration,
     /// Whether this frame went through inference.
     pub inferred: bool,
+    /// Whether this frame was due for inference but skipped it: the motion gate saw
+    /// nothing move (`[model.motion_gate]`).
+    pub gated: bool,
+    /// Time the motion gate took to decide (zero when it is off).
+    pub gate: Duration,
 }
 
 /// A picture cut from a frame for one of its events, waiting to be encoded and stored
@@ -94,6 +99,8 @@ pub struct FrameProcessor {
     attributes: TrackAttributes,
     /// I420 frames → RGB for the stages that read pixels (only on the frames they read).
     rgb: sightline_media::RgbConverter,
+    /// Skips inference when nothing moved (`[model.motion_gate]`).
+    motion: crate::motion::MotionGateState,
 }
 
 impl FrameProcessor {
@@ -105,6 +112,7 @@ impl FrameProcessor {
         let painter =
             Painter::new(config.draw.clone()).map_err(|e| StageError::Overlay(e.to_string()))?;
         let governor = crate::degrade::IntervalGovernor::new(config.model.interval);
+        let motion = crate::motion::MotionGateState::new(config.model.motion_gate.clone());
         Ok(FrameProcessor {
             tracker: Tracker::new(config.tracker.clone()),
             config,
@@ -123,6 +131,7 @@ impl FrameProcessor {
             secondary: Vec::new(),
             governor,
             rgb: sightline_media::RgbConverter::new(),
+            motion,
         })
     }
 
@@ -230,6 +239,9 @@ impl FrameProcessor {
         if config.model.interval.max(1) != self.governor.base() {
             self.governor = crate::degrade::IntervalGovernor::new(config.model.interval);
         }
+        if config.model.motion_gate != *self.motion.settings() {
+            self.motion = crate::motion::MotionGateState::new(config.model.motion_gate.clone());
+        }
         self.config = config;
         self.rules = None;
         Ok(())
@@ -250,8 +262,14 @@ impl FrameProcessor {
             );
         }
         let interval = u64::from(self.governor.interval());
-        let infer_now = self.frame_index.is_multiple_of(interval);
+        let mut infer_now = self.frame_index.is_multiple_of(interval);
         self.frame_index += 1;
+        if infer_now && self.motion.settings().enabled {
+            let tg = Instant::now();
+            infer_now = self.motion.decide(frame).infer();
+            t.gated = !infer_now;
+            t.gate = tg.elapsed();
+        }
 
         // An I420 frame is turned into RGB only when a stage reads its pixels this frame.
         let mut rgb: Option<Frame> = None;

@@ -640,6 +640,9 @@ impl RunLoop {
         if timings.inferred {
             status.frames_inferred.fetch_add(1, Ordering::Relaxed);
         }
+        if timings.gated {
+            status.frames_gated.fetch_add(1, Ordering::Relaxed);
+        }
         self.last_pts = frame.pts;
         status.set_degraded(proc.degraded());
         status
@@ -907,7 +910,7 @@ fn record_options(
 
 /// The annotated stream's size: the source's, or scaled down to `height` (even sizes, the
 /// source's aspect ratio).
-fn output_size(width: u32, height: u32, want: Option<u32>) -> (u32, u32) {
+pub fn output_size(width: u32, height: u32, want: Option<u32>) -> (u32, u32) {
     match want {
         Some(h) if h < height && height > 0 => {
             let w = (f64::from(width) * f64::from(h) / f64::from(height) / 2.0).round() as u32 * 2;

@@ -14,6 +14,8 @@ use std::time::Instant;
 pub struct RunStatus {
     pub frames_in: AtomicU64,
     pub frames_inferred: AtomicU64,
+    /// Frames due for inference that the motion gate skipped (nothing moved).
+    pub frames_gated: AtomicU64,
     pub frames_out: AtomicU64,
     /// Frames the source dropped because the pipeline was behind (newest wins).
     pub frames_dropped_source: AtomicU64,
@@ -34,6 +36,7 @@ pub struct RunStatus {
 pub struct StageTotals {
     frames: AtomicU64,
     inferred: AtomicU64,
+    gate: AtomicU64,
     convert: AtomicU64,
     infer: AtomicU64,
     track: AtomicU64,
@@ -49,6 +52,8 @@ pub struct StageTotals {
 pub struct StageSums {
     pub frames: u64,
     pub inferred: u64,
+    /// The motion gate's decisions (`[model.motion_gate]`).
+    pub gate_ms: f64,
     pub convert_ms: f64,
     /// Wall time of inference requests (pre-process, queue, session, decode), run thread.
     pub infer_ms: f64,
@@ -67,6 +72,7 @@ impl StageSums {
         StageSums {
             frames: self.frames - earlier.frames,
             inferred: self.inferred - earlier.inferred,
+            gate_ms: self.gate_ms - earlier.gate_ms,
             convert_ms: self.convert_ms - earlier.convert_ms,
             infer_ms: self.infer_ms - earlier.infer_ms,
             track_ms: self.track_ms - earlier.track_ms,
@@ -88,6 +94,7 @@ impl StageTotals {
         if t.inferred {
             self.inferred.fetch_add(1, Ordering::Relaxed);
         }
+        add(&self.gate, t.gate);
         add(&self.convert, t.convert);
         add(&self.infer, t.infer);
         add(&self.track, t.track);
@@ -103,6 +110,7 @@ impl StageTotals {
         StageSums {
             frames: self.frames.load(Ordering::Relaxed),
             inferred: self.inferred.load(Ordering::Relaxed),
+            gate_ms: ms(&self.gate),
             convert_ms: ms(&self.convert),
             infer_ms: ms(&self.infer),
             track_ms: ms(&self.track),
@@ -141,6 +149,8 @@ pub struct StatusSnapshot {
     pub fps: f64,
     pub frames_in: u64,
     pub frames_inferred: u64,
+    /// Frames whose inference the motion gate skipped because nothing moved.
+    pub frames_gated: u64,
     pub frames_out: u64,
     pub frames_dropped: u64,
     pub events: u64,
@@ -171,6 +181,7 @@ impl Default for RunStatus {
         RunStatus {
             frames_in: AtomicU64::new(0),
             frames_inferred: AtomicU64::new(0),
+            frames_gated: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             frames_dropped_source: AtomicU64::new(0),
             frames_dropped_infer: AtomicU64::new(0),
@@ -273,6 +284,7 @@ impl RunStatus {
             fps: g.fps,
             frames_in: self.frames_in.load(Ordering::Relaxed),
             frames_inferred: self.frames_inferred.load(Ordering::Relaxed),
+            frames_gated: self.frames_gated.load(Ordering::Relaxed),
             frames_out: self.frames_out.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped_source.load(Ordering::Relaxed)
                 + self.frames_dropped_infer.load(Ordering::Relaxed),

@@ -48,18 +48,24 @@ impl FrameTaps {
         }
     }
 
-    /// `frame` as RGB (a cheap `Arc` clone when it already is).
-    fn rgb_copy(&self, frame: Arc<Frame>) -> Option<Arc<Frame>> {
-        if frame.is_rgb() {
-            return Some(frame);
-        }
-        match self.rgb.lock().to_rgb(&frame) {
-            Ok(f) => Some(Arc::new(f)),
+    /// An RGB copy of `frame` (a plain clone when it already is RGB); `None`, logged, when
+    /// it cannot be converted.
+    fn rgb_of(&self, frame: &Frame) -> Option<Frame> {
+        match self.rgb.lock().to_rgb(frame) {
+            Ok(f) => Some(f),
             Err(e) => {
                 tracing::debug!(error = %e, "frame tap: cannot convert the frame to RGB");
                 None
             }
         }
+    }
+
+    /// `frame` as RGB (a cheap `Arc` clone when it already is).
+    fn rgb_copy(&self, frame: Arc<Frame>) -> Option<Arc<Frame>> {
+        if frame.is_rgb() {
+            return Some(frame);
+        }
+        self.rgb_of(&frame).map(Arc::new)
     }
 
     /// Called by the run with its latest raw frame.
@@ -106,18 +112,9 @@ impl FrameTaps {
             }
             s.last_copy = Some(now);
         }
-        let copy = if frame.is_rgb() {
-            frame.clone()
-        } else {
-            match self.rgb.lock().to_rgb(frame) {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::debug!(error = %e, "frame tap: cannot convert the frame to RGB");
-                    return;
-                }
-            }
+        let Some(mut copy) = self.rgb_of(frame) else {
+            return;
         };
-        let mut copy = copy;
         copy.decoded_at = now;
         self.tx.send_replace(Some(Arc::new(copy)));
     }

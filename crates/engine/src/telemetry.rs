@@ -22,6 +22,9 @@ impl StageTimed<'_> {
                 .record(t.infer.as_secs_f64());
             counter!("sightline_frames_inferred_total", "run" => run.clone()).increment(1);
         }
+        if t.gated {
+            counter!("sightline_frames_gated_total", "run" => run.clone()).increment(1);
+        }
         histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "track")
             .record(t.track.as_secs_f64());
         histogram!("sightline_stage_latency_seconds", "run" => run.clone(), "stage" => "rules")

@@ -4,35 +4,20 @@
 //! high-contrast cells survive H.264 at any sensible bitrate; a reader samples each cell's
 //! centre (see [`read`]). Pure pixel code.
 
-use sightline_core::{Frame, PixelFormat};
+use crate::Color;
+use crate::raster::Canvas;
+use sightline_core::Frame;
 
 /// Side of one cell in pixels.
 pub const CELL: u32 = 8;
 /// Bits of milliseconds stamped (enough for the next 8 900 years).
 pub const BITS: u32 = 48;
 
-fn fill(frame: &mut Frame, x0: u32, y0: u32, v: u8) {
-    if let PixelFormat::I420(c) = frame.format {
-        let [luma, u, cr] = c.yuv([v, v, v]);
-        let (w, h) = (frame.width as usize, frame.height as usize);
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        for y in y0..(y0 + CELL).min(frame.height) {
-            for x in x0..(x0 + CELL).min(frame.width) {
-                let (x, y) = (x as usize, y as usize);
-                frame.data[y * w + x] = luma;
-                let ci = (y / 2) * cw + x / 2;
-                frame.data[w * h + ci] = u;
-                frame.data[w * h + cw * ch + ci] = cr;
-            }
-        }
-        return;
-    }
-    for y in y0..(y0 + CELL).min(frame.height) {
-        for x in x0..(x0 + CELL).min(frame.width) {
-            let i = (y as usize * frame.width as usize + x as usize) * 3;
-            frame.data[i..i + 3].copy_from_slice(&[v, v, v]);
-        }
-    }
+/// One cell, grey level `v`, top-left at `(x0, y0)` (clipped to the frame).
+fn fill(canvas: &mut Canvas<'_>, x0: u32, y0: u32, v: u8) {
+    let (x0, y0) = (i64::from(x0), i64::from(y0));
+    let side = i64::from(CELL);
+    canvas.fill_rect(x0, y0, x0 + side, y0 + side, Color::rgb(v, v, v));
 }
 
 /// Stamps `ms` into `frame` (no-op on frames narrower than the code).
@@ -42,12 +27,20 @@ pub fn stamp(frame: &mut Frame, ms: u64) {
         return;
     }
     let y = frame.height - CELL * 2;
-    fill(frame, 0, y, 255);
+    let Some(mut canvas) = Canvas::new(frame) else {
+        return;
+    };
+    fill(&mut canvas, 0, y, 255);
     for b in 0..BITS {
         let bit = (ms >> (BITS - 1 - b)) & 1;
-        fill(frame, (b + 1) * CELL, y, if bit == 1 { 255 } else { 0 });
+        fill(
+            &mut canvas,
+            (b + 1) * CELL,
+            y,
+            if bit == 1 { 255 } else { 0 },
+        );
     }
-    fill(frame, (BITS + 1) * CELL, y, 0);
+    fill(&mut canvas, (BITS + 1) * CELL, y, 0);
 }
 
 /// Reads a code back from RGB24 pixels (`luma(x, y)` of the decoded picture), or `None`
@@ -67,7 +60,7 @@ pub fn read(width: u32, height: u32, luma: impl Fn(u32, u32) -> u8) -> Option<u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sightline_core::Pts;
+    use sightline_core::{PixelFormat, Pts};
 
     #[test]
     fn stamps_and_reads_back() {

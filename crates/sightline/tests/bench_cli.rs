@@ -54,6 +54,9 @@ fn bench_reports_json_and_a_plot() {
     assert_eq!(r["limits"]["infer_fps"].as_array().unwrap().len(), 3);
     assert!(r["single_stream_fps"].as_f64().unwrap() > 0.0);
     assert!(r["efficiency"].as_f64().unwrap() > 0.0);
+    assert!(r["single_stream_cpu_pct"].as_f64().unwrap() > 0.0);
+    let ceiling = r["efficiency_ceiling"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ceiling), "{ceiling}");
     assert!(r["target_p95_ms"].as_f64().unwrap() > 0.0);
     let steps = r["steps"].as_array().unwrap();
     assert!(!steps.is_empty() && steps.len() <= 2, "{steps:?}");
@@ -78,7 +81,22 @@ fn bench_reports_json_and_a_plot() {
     for k in ["decode_ms", "encode_ms", "draw_ms", "total_ms"] {
         assert!(c[k].as_f64().unwrap() > 0.0, "{k}: {c}");
     }
+    // The CPU ceiling: the cores' time over one frame's cost at the largest step.
+    let last = steps
+        .iter()
+        .rev()
+        .find(|s| s["inference_interval_max"].as_u64() <= r["inference_interval"].as_u64())
+        .unwrap_or(steps.last().unwrap());
+    let cost = last["core_ms_per_frame"].as_f64().unwrap();
+    assert!(cost > 0.0, "{last}");
+    let ceiling = &r["cpu_ceiling"];
+    assert_eq!(ceiling["at_streams"], last["streams"], "{ceiling}");
+    let expected = r["cores"].as_f64().unwrap() * 1000.0 / cost;
+    let fps = ceiling["fps"].as_f64().unwrap();
+    assert!((fps - expected).abs() < 1e-6 * expected, "{ceiling}");
+    assert!(ceiling["streams"].as_f64().unwrap() > 0.0, "{ceiling}");
     for k in [
+        "gate_ms",
         "convert_ms",
         "infer_ms",
         "track_ms",

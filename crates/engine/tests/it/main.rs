@@ -3,6 +3,7 @@
 //! the right frames.
 
 mod lifecycle;
+mod motion;
 mod pictures;
 mod plates;
 mod replay;

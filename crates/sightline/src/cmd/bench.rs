@@ -100,6 +100,8 @@ pub struct Step {
     pub latency_p95_ms: f64,
     /// Process CPU over the window, percent of one core.
     pub cpu_pct: f64,
+    /// Process CPU ÷ frames out of all streams: what one frame costs at this load.
+    pub core_ms_per_frame: f64,
     pub rss_mb: f64,
     /// GPU memory used (MB), when NVML is present.
     pub gpu_mem_mb: Option<f64>,
@@ -121,6 +123,14 @@ pub struct BenchReport {
     pub limits: Limits,
     /// One stream through the whole pipeline as fast as it goes, fps.
     pub single_stream_fps: f64,
+    /// Process CPU while it ran, percent of one core.
+    pub single_stream_cpu_pct: f64,
+    /// The most `efficiency` can be on these cores: 1 − (what the stages other than
+    /// inference cost per frame, from `stages`) ÷ (what a frame of the unpaced stream cost).
+    /// Inference alone can fill every core; the pipeline then needs the same cores for
+    /// decoding, drawing and encoding too. Meaningful when the unpaced stream keeps every
+    /// core busy (`single_stream_cpu_pct` ≈ cores × 100).
+    pub efficiency_ceiling: Option<f64>,
     /// `single_stream_fps` ÷ min(decode, inference with one client × `inference_interval`).
     pub efficiency: f64,
     /// Output frames per second of all streams at the largest N that held the target,
@@ -135,6 +145,23 @@ pub struct BenchReport {
     pub python: Option<PythonComparison>,
     /// Where one stream's CPU goes, per frame (one stream paced like a camera).
     pub stages: Option<StageCosts>,
+    /// What the cores could carry at the cost per frame of the largest step.
+    pub cpu_ceiling: Option<CpuCeiling>,
+}
+
+/// The most frames the machine's cores could carry with no core ever idle, at the CPU cost
+/// per frame measured under the most load (the ramp's largest step): no number of streams
+/// above `streams` can hold, whatever the scheduling (a goal above it is out of reach on this
+/// machine; one just under it needs every core busy all the time).
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuCeiling {
+    /// The step the cost was measured at.
+    pub at_streams: usize,
+    pub core_ms_per_frame: f64,
+    /// `cores × 1000 ÷ core_ms_per_frame`.
+    pub fps: f64,
+    /// `fps` ÷ the clip's frame rate.
+    pub streams: f64,
 }
 
 /// Core-milliseconds per frame by stage, averaged over every frame of the first ramp step (one
@@ -149,6 +176,8 @@ pub struct StageCosts {
     pub inferred_share: f64,
     /// Decoding (and, with `rgb`, the I420 → RGB conversion after it): the decode-only run.
     pub decode_ms: f64,
+    /// The motion gate's decisions (`[model.motion_gate]`; 0 when off): run thread.
+    pub gate_ms: f64,
     /// I420 → RGB for the frames the stages read (`i420` only): run thread.
     pub convert_ms: f64,
     /// Pre-process, session and post-process: what remains of the stream's process CPU once
@@ -284,7 +313,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     server.database_url = None;
     server.engine.max_runs = a.max_streams as u32 + 1;
     let rt = runtime()?;
-    let (single_stream_fps, steps, single) = rt.block_on(async {
+    let ((single_stream_fps, single_stream_cpu_pct), steps, single) = rt.block_on(async {
         let p = prepare(
             &server,
             &EngineArgs {
@@ -323,9 +352,26 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
             && s.inference_interval_max <= u64::from(interval);
     }
     let max_streams_ok = steps.iter().take_while(|s| s.ok).count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // At the largest step that kept the configured interval (a degraded step infers less).
+    let cpu_ceiling = steps
+        .iter()
+        .rev()
+        .find(|s| s.inference_interval_max <= u64::from(interval))
+        .or(steps.last())
+        .map(|s| {
+            let cost = s.core_ms_per_frame.max(1e-9);
+            CpuCeiling {
+                at_streams: s.streams,
+                core_ms_per_frame: s.core_ms_per_frame,
+                fps: cores as f64 * 1000.0 / cost,
+                streams: cores as f64 * 1000.0 / cost / source_fps,
+            }
+        });
     let stages = single.map(|(sums, cpu_s, threads)| {
         let n = sums.frames.max(1) as f64;
-        let run_thread = (sums.convert_ms
+        let run_thread = (sums.gate_ms
+            + sums.convert_ms
             + sums.track_ms
             + sums.secondary_ms
             + sums.rules_ms
@@ -339,6 +385,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
             frames: sums.frames,
             inferred_share: sums.inferred as f64 / n,
             decode_ms: decode_core_ms,
+            gate_ms: sums.gate_ms / n,
             convert_ms: sums.convert_ms / n,
             infer_wall_ms: sums.infer_ms / sums.inferred.max(1) as f64,
             infer_ms: (total - decode_core_ms - encode_ms - run_thread).max(0.0),
@@ -358,6 +405,11 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let limit_1 = decode_fps.min(infer_1);
+    let efficiency_ceiling = stages.as_ref().map(|c| {
+        let frame_cost = single_stream_cpu_pct * 10.0 / single_stream_fps.max(1e-9);
+        let other = (c.total_ms - c.infer_ms).max(0.0);
+        (1.0 - other / frame_cost.max(1e-9)).clamp(0.0, 1.0)
+    });
     let ramp_efficiency = (max_streams_ok > 0).then(|| {
         let s = &steps[max_streams_ok - 1];
         s.fps_mean * s.streams as f64 / decode_fps.min(infer_best)
@@ -373,10 +425,12 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
     let report = BenchReport {
         clip: clip.display().to_string(),
         model: inf.model.clone(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores,
         inference_interval: interval,
         limits,
         single_stream_fps,
+        single_stream_cpu_pct,
+        efficiency_ceiling,
         efficiency: single_stream_fps / limit_1,
         ramp_efficiency,
         target_p95_ms,
@@ -384,6 +438,7 @@ pub fn main(server: &ServerConfig, a: BenchArgs) -> anyhow::Result<ExitCode> {
         max_streams_ok,
         python,
         stages,
+        cpu_ceiling,
     };
     if let Some(p) = &a.plot {
         plot(&report, p).with_context(|| format!("plot {}", p.display()))?;
@@ -441,10 +496,7 @@ fn thread_cpu() -> HashMap<String, f64> {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let name: String = stat[open + 1..close]
-            .chars()
-            .filter(|c| !c.is_ascii_digit())
-            .collect();
+        let name = thread_group(&stat[open + 1..close]);
         let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
         let ticks = |i: usize| {
             fields
@@ -453,10 +505,17 @@ fn thread_cpu() -> HashMap<String, f64> {
                 .unwrap_or(0.0)
         };
         // After the comm: state(0) ppid(1) … utime(11) stime(12).
-        *out.entry(name.trim_end_matches(['-', ':', '_']).to_owned())
-            .or_insert(0.0) += (ticks(11) + ticks(12)) / tick;
+        *out.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / tick;
     }
     out
+}
+
+/// The group a thread's name (as the kernel keeps it: 15 bytes at most) counts in: digits
+/// dropped and trailing separators trimmed, so `x264enc:src` of every stream and
+/// `run-bench-3`, `run-bench-12` add up under one name.
+fn thread_group(comm: &str) -> String {
+    let name: String = comm.chars().filter(|c| !c.is_ascii_digit()).collect();
+    name.trim_end_matches(['-', ':', '_']).to_owned()
 }
 
 /// Core-milliseconds per frame the encoder (`x264enc`, after `videoconvert` RGB → I420 for
@@ -485,13 +544,7 @@ fn encode_core_ms(
     src.close();
     let (w, h) = (frames[0].width, frames[0].height);
     // Scaled like the run's output when the config sets `output.height`.
-    let (w, h) = match output.height {
-        Some(oh) if oh < h => (
-            ((w as f64 * oh as f64 / h as f64) / 2.0).round() as u32 * 2,
-            oh,
-        ),
-        _ => (w, h),
-    };
+    let (w, h) = sightline_engine::run::output_size(w, h, output.height);
     let mut opts = OutputOptions::new(w, h, fps);
     opts.bitrate_kbps = output.bitrate_kbps;
     let out = Output::start(opts)?;
@@ -582,7 +635,7 @@ async fn ramp(
     a: &BenchArgs,
     ctx: &RampCtx,
     bar: &ProgressBar,
-) -> anyhow::Result<(f64, Vec<Step>, SingleStages)> {
+) -> anyhow::Result<((f64, f64), Vec<Step>, SingleStages)> {
     let (store, shared, clip) = (&ctx.store, ctx.shared.as_ref(), ctx.clip.as_path());
     let (version, source_fps) = (ctx.version, ctx.source_fps);
     // 2. One stream, unpaced.
@@ -592,10 +645,16 @@ async fn ramp(
     wait_running(store, shared, &fast).await?;
     tokio::time::sleep(Duration::from_secs(a.warmup.min(2))).await;
     let before = shared.status(&fast).context("run vanished")?;
+    let (cpu0, _) = crate::metrics::process_usage();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
     let after = shared.status(&fast).context("run vanished")?;
-    let single = (after.frames_out - before.frames_out) as f64 / t0.elapsed().as_secs_f64();
+    let (cpu1, _) = crate::metrics::process_usage();
+    let dt = t0.elapsed().as_secs_f64();
+    let single = (
+        (after.frames_out - before.frames_out) as f64 / dt,
+        (cpu1 - cpu0) / dt * 100.0,
+    );
     let mut stages = None;
     store.request_stop(&fast).await?;
     wait_gone(shared, &fast).await;
@@ -667,6 +726,7 @@ async fn ramp(
             latency_p50_ms: mean(&p50),
             latency_p95_ms: max(&p95),
             cpu_pct: (cpu1 - cpu0) / dt * 100.0,
+            core_ms_per_frame: (cpu1 - cpu0) * 1000.0 / (fps.iter().sum::<f64>() * dt).max(1.0),
             rss_mb: rss as f64 / 1e6,
             gpu_mem_mb: ctx.metrics.gpu_memory_used().map(|b| b as f64 / 1e6),
             inference_interval_max: interval_max,
@@ -689,12 +749,8 @@ async fn ramp(
 /// name as Linux keeps) has exited, so that its last frames do not count in the next step.
 async fn wait_gone(shared: &EngineShared, id: &RunId) {
     let t0 = Instant::now();
-    let thread: String = format!("run-{id}")
-        .chars()
-        .take(15)
-        .filter(|c| !c.is_ascii_digit())
-        .collect();
-    let thread = thread.trim_end_matches(['-', ':', '_']).to_owned();
+    let comm: String = format!("run-{id}").chars().take(15).collect();
+    let thread = thread_group(&comm);
     while (shared.status(id).is_some() || thread_cpu().contains_key(&thread))
         && t0.elapsed() < Duration::from_secs(15)
     {
@@ -724,8 +780,15 @@ fn table(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         s,
-        "one stream unpaced: {:.1} fps = {:.2} of the limit (efficiency)",
-        r.single_stream_fps, r.efficiency
+        "one stream unpaced: {:.1} fps = {:.2} of the limit (efficiency), {:.0} % CPU{}",
+        r.single_stream_fps,
+        r.efficiency,
+        r.single_stream_cpu_pct,
+        r.efficiency_ceiling
+            .map(|c| format!(
+                "; the stages besides inference leave it at most {c:.2} with every core busy"
+            ))
+            .unwrap_or_default()
     );
     if let Some(py) = &r.python {
         let _ = writeln!(
@@ -751,13 +814,14 @@ fn table(r: &BenchReport) -> String {
         );
         let _ = writeln!(
             s,
-            "| decode | convert | infer | track | secondary | rules | draw | pictures | events+taps+push | encode | total (process) |"
+            "| decode | motion gate | convert | infer | track | secondary | rules | draw | pictures | events+taps+push | encode | total (process) |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         let _ = writeln!(
             s,
-            "| {:.2} | {:.2} | {:.2} ({:.1} ms wall each) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| {:.2} | {:.2} | {:.2} | {:.2} ({:.1} ms wall each) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
             c.decode_ms,
+            c.gate_ms,
             c.convert_ms,
             c.infer_ms,
             c.infer_wall_ms,
@@ -813,6 +877,13 @@ fn table(r: &BenchReport) -> String {
                 .map(|g| format!(" {g:.0} |"))
                 .unwrap_or_default(),
             if x.ok { "yes" } else { "no" }
+        );
+    }
+    if let Some(c) = &r.cpu_ceiling {
+        let _ = writeln!(
+            s,
+            "\nCPU ceiling: at N = {} a frame costs {:.1} core-ms → {} cores carry at most {:.0} fps = {:.1} streams at the clip's rate, with no core ever idle",
+            c.at_streams, c.core_ms_per_frame, r.cores, c.fps, c.streams
         );
     }
     let _ = write!(

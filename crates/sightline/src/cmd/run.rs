@@ -213,7 +213,8 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
             let s = status.snapshot();
             tracing::info!(
                 state = %s.state, fps = format!("{:.1}", s.fps), frames = s.frames_out,
-                inferred = s.frames_inferred, dropped = s.frames_dropped, events = s.events,
+                inferred = s.frames_inferred, gated = s.frames_gated, dropped = s.frames_dropped,
+                events = s.events,
                 latency_p50_ms = format!("{:.1}", s.latency_ms_p50),
                 latency_p95_ms = format!("{:.1}", s.latency_ms_p95),
                 "progress"
@@ -226,8 +227,8 @@ pub fn run_foreground(server: &ServerConfig, f: Foreground) -> anyhow::Result<Ex
     let outcome = handle.join();
     let s = status.snapshot();
     tracing::info!(
-        frames = s.frames_out, inferred = s.frames_inferred, dropped = s.frames_dropped,
-        events = s.events, outcome = ?outcome, "run ended"
+        frames = s.frames_out, inferred = s.frames_inferred, gated = s.frames_gated,
+        dropped = s.frames_dropped, events = s.events, outcome = ?outcome, "run ended"
     );
     Ok(match outcome {
         RunOutcome::Completed | RunOutcome::Stopped | RunOutcome::Released => ExitCode::SUCCESS,
