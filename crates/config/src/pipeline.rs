@@ -78,7 +78,7 @@ pub struct MotionGate {
     /// levels).
     pub cell_delta: u8,
     /// Infer when at least this fraction of the picture's cells changed (0–1).
-    pub min_area: f32,
+    pub min_area: f64,
     /// Infer at least this often anyway, in seconds of stream time (new objects that do not
     /// move, lighting drifts).
     pub refresh_s: f64,

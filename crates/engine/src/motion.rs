@@ -82,7 +82,7 @@ impl Thumbnail {
 
     /// The share of cells (0–1) whose mean differs from `other`'s by more than `delta`;
     /// `None` when the two come from frames of different sizes.
-    pub fn changed(&self, other: &Thumbnail, delta: u8) -> Option<f32> {
+    pub fn changed(&self, other: &Thumbnail, delta: u8) -> Option<f64> {
         if self.frame != other.frame || self.cells.is_empty() {
             return None;
         }
@@ -92,7 +92,7 @@ impl Thumbnail {
             .zip(&other.cells)
             .filter(|(a, b)| a.abs_diff(**b) > delta)
             .count();
-        Some(n as f32 / self.cells.len() as f32)
+        Some(n as f64 / self.cells.len() as f64)
     }
 
     /// Columns of the grid.
@@ -109,11 +109,11 @@ pub enum Decision {
     /// Nothing to compare with: first frame, another size, time went backwards.
     First,
     /// This share of the picture changed (at least `min_area`).
-    Motion(f32),
+    Motion(f64),
     /// `refresh_s` passed since the last inference.
     Refresh,
     /// Too little changed: skip inference.
-    Still(f32),
+    Still(f64),
 }
 
 impl Decision {
@@ -198,11 +198,15 @@ mod tests {
         .unwrap()
     }
 
-    /// A grey picture with a dark `s`×`s` square at `(x, y)`.
+    /// A grey picture (level 120) with a dark `s`×`s` square at `(x, y)`.
     fn square(ms: i64, x: u32, y: u32, s: u32) -> Frame {
+        square_of(30, ms, x, y, s)
+    }
+
+    fn square_of(level: u8, ms: i64, x: u32, y: u32, s: u32) -> Frame {
         i420(768, 576, ms, |px, py| {
             if (x..x + s).contains(&px) && (y..y + s).contains(&py) {
-                30
+                level
             } else {
                 120
             }
@@ -218,7 +222,11 @@ mod tests {
         assert_eq!(&t.cells[..5], &[0, 0, 100, 200, 200]);
         let rgb = Frame::filled(20, 10, [40, 80, 120], Pts::ZERO);
         let t = Thumbnail::of(&rgb);
-        assert!(t.cells.iter().all(|&c| c == (40 + 160 + 120) / 4));
+        assert!(
+            t.cells
+                .iter()
+                .all(|&c| u32::from(c) == (40 + 160 + 120) / 4)
+        );
         let other = Thumbnail::of(&Frame::filled(24, 10, [40, 80, 120], Pts::ZERO));
         assert_eq!(t.changed(&other, 10), None, "different sizes");
     }
@@ -249,20 +257,21 @@ mod tests {
             ..on()
         };
         let mut g = MotionGateState::new(settings);
-        assert!(g.decide(&square(0, 100, 100, 40)).infer());
-        // One pixel per frame changes no cell mean by more than 10 levels at first…
+        // A faint square (40 levels darker) moving one pixel per frame: each pixel of
+        // shift moves the mean of the 8-px cells at its edges by 40/8 = 5 levels, under
+        // `cell_delta` (10) from one frame to the next…
+        assert!(g.decide(&square_of(80, 0, 100, 100, 40)).infer());
         let mut inferred_at = None;
         for i in 1..20u32 {
-            if g.decide(&square(i64::from(i) * 100, 100 + i, 100, 40))
+            if g.decide(&square_of(80, i64::from(i) * 100, 100 + i, 100, 40))
                 .infer()
             {
                 inferred_at = Some(i);
                 break;
             }
         }
-        // …but against the last inferred frame the shift grows until cells change.
-        let i = inferred_at.expect("the movement was seen");
-        assert!((2..10).contains(&i), "seen after {i} px");
+        // …but against the last inferred frame the shift adds up: 3 px = 15 levels.
+        assert_eq!(inferred_at, Some(3));
     }
 
     #[test]
