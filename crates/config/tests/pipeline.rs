@@ -14,6 +14,20 @@ fn labels() -> Labels {
     Labels::new(["person", "bicycle", "car", "motorcycle", "bus", "truck"])
 }
 
+/// The validation errors of the config `text` (which must parse and must not validate).
+fn validation_errors(text: &str) -> String {
+    let c = PipelineConfig::from_toml(text).unwrap();
+    c.validate(Some(&labels())).unwrap_err().to_string()
+}
+
+/// Validating `text` reports every one of `needles`.
+fn assert_reported(text: &str, needles: &[&str]) {
+    let errs = validation_errors(text);
+    for needle in needles {
+        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+    }
+}
+
 #[test]
 fn the_demo_config_is_valid() {
     let c = PipelineConfig::from_file(&repo().join("configs/demo.toml")).unwrap();
@@ -54,15 +68,14 @@ cell_delta = 0
 min_area = 1.5
 refresh_s = 0
 "#;
-    let c = PipelineConfig::from_toml(text).unwrap();
-    let errs = c.validate(Some(&labels())).unwrap_err().to_string();
-    for needle in [
-        "model.motion_gate.cell_delta",
-        "model.motion_gate.min_area",
-        "model.motion_gate.refresh_s",
-    ] {
-        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
-    }
+    assert_reported(
+        text,
+        &[
+            "model.motion_gate.cell_delta",
+            "model.motion_gate.min_area",
+            "model.motion_gate.refresh_s",
+        ],
+    );
     let err = PipelineConfig::from_toml("[model.motion_gate]\nthreshold = 3\n").unwrap_err();
     assert!(err.to_string().contains("model.motion_gate"), "{err}");
 }
@@ -96,21 +109,20 @@ classes = ["unicorn"]
 [output]
 bitrate_kbps = 10
 "#;
-    let c = PipelineConfig::from_toml(text).unwrap();
-    let errs = c.validate(Some(&labels())).unwrap_err().to_string();
-    for needle in [
-        "model.interval",
-        "model.classes[1]",
-        "forklift",
-        "the model's classes are: person, bicycle",
-        "zones.dock.points",
-        "rules[0].zone",
-        "yard",
-        "unicorn",
-        "output.bitrate_kbps",
-    ] {
-        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
-    }
+    assert_reported(
+        text,
+        &[
+            "model.interval",
+            "model.classes[1]",
+            "forklift",
+            "the model's classes are: person, bicycle",
+            "zones.dock.points",
+            "rules[0].zone",
+            "yard",
+            "unicorn",
+            "output.bitrate_kbps",
+        ],
+    );
 }
 
 #[test]
@@ -123,8 +135,7 @@ classes = ["car"]
 attribute = "plate"
 attribute_matches = "^KA01"
 "#;
-    let c = PipelineConfig::from_toml(rule).unwrap();
-    let errs = c.validate(Some(&labels())).unwrap_err().to_string();
+    let errs = validation_errors(rule);
     assert!(
         errs.contains(
             "rules[0].attribute: no [[secondary]] stage gives tracks the attribute \"plate\" \
@@ -136,11 +147,7 @@ attribute_matches = "^KA01"
     let c = PipelineConfig::from_toml(&text).unwrap();
     c.validate(Some(&labels())).unwrap();
     let bad = text.replace("\"^KA01\"", "\"^KA(01\"");
-    let errs = PipelineConfig::from_toml(&bad)
-        .unwrap()
-        .validate(Some(&labels()))
-        .unwrap_err()
-        .to_string();
+    let errs = validation_errors(&bad);
     assert!(
         errs.contains("rules[0].attribute_matches: not a valid regular expression"),
         "{errs}"

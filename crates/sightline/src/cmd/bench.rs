@@ -145,12 +145,14 @@ pub struct BenchReport {
     pub python: Option<PythonComparison>,
     /// Where one stream's CPU goes, per frame (one stream paced like a camera).
     pub stages: Option<StageCosts>,
-    /// What the cores could carry at the cost per frame of the largest step.
+    /// What the cores could carry at the cost per frame of the largest step that kept the
+    /// configured interval (the last step when none did).
     pub cpu_ceiling: Option<CpuCeiling>,
 }
 
 /// The most frames the machine's cores could carry with no core ever idle, at the CPU cost
-/// per frame measured under the most load (the ramp's largest step): no number of streams
+/// per frame measured under the most load (the ramp's largest step that did not degrade: a
+/// degraded step infers fewer frames, so its frames cost less): no number of streams
 /// above `streams` can hold, whatever the scheduling (a goal above it is out of reach on this
 /// machine; one just under it needs every core busy all the time).
 #[derive(Debug, Clone, Serialize)]
